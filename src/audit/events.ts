@@ -1,0 +1,116 @@
+/**
+ * Every audit event, one typed union with stable names. Names are part of the product contract
+ * (SIEM rules match on them): add new ones, never rename. Payloads never carry secrets.
+ */
+export const ROLES = ['operator', 'auditor', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const RIGHTS = ['shell', 'exec', 'sftp', 'forward'] as const;
+export type Right = (typeof RIGHTS)[number];
+
+export type GrantWho = { kind: 'user'; name: string } | { kind: 'group'; name: string };
+export type GrantWhere = { kind: 'host'; name: string } | { kind: 'host-group'; name: string } | { kind: 'all' };
+
+export interface AuditPayloads {
+  'admin.user.add': { user: string; roles: Role[] };
+  'admin.user.disable': { user: string; reason: string };
+  'admin.user.enable': { user: string };
+  'admin.user.remove': { user: string };
+  'admin.user.role.add': { user: string; role: Role };
+  'admin.user.role.remove': { user: string; role: Role };
+  'admin.user.unlock': { user: string };
+  'admin.user.key.add': { user: string; keys: { fingerprint: string; type: string; bits: number; comment: string }[] };
+  'admin.user.key.remove': { user: string; fingerprint: string };
+  'admin.user.totp.enroll': { user: string; imported: boolean };
+  'admin.user.totp.reset': { user: string };
+  'admin.user.password': { user: string };
+  'admin.group.add': { group: string };
+  'admin.group.remove': { group: string };
+  'admin.group.member.add': { group: string; user: string };
+  'admin.group.member.remove': { group: string; user: string };
+  'admin.host.add': { host: string; address: string; port: number; groups: string[]; hostKeyFingerprint: string | null };
+  'admin.host.disable': { host: string };
+  'admin.host.enable': { host: string };
+  'admin.host.remove': { host: string };
+  'admin.host.trust': { host: string; fingerprint: string; previous: string | null };
+  'admin.grant.add': {
+    grant: number; who: GrantWho; where: GrantWhere; logins: string[]; rights: Right[]; until: string | null; reason: string;
+  };
+  'admin.grant.remove': { grant: number; who: GrantWho; where: GrantWhere };
+  'server.start': { version: string; ssh: string; web: string };
+  'server.stop': { signal: string };
+}
+
+export type AuditEventType = keyof AuditPayloads;
+
+/** An event before the sink stamps its id, time and chain hash. */
+export type AuditDraft = {
+  [K in AuditEventType]: { type: K; actor: string; data: AuditPayloads[K] };
+}[AuditEventType];
+
+export interface AuditRecord {
+  id: number;
+  ts: number;
+  type: string;
+  actor: string;
+  subject: string | null;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+export function draft<K extends AuditEventType>(type: K, actor: string, data: AuditPayloads[K]): AuditDraft {
+  return { type, actor, data } as AuditDraft;
+}
+
+/** The user an event concerns, for `gatehouse audit --user`. */
+export function subjectOf(ev: AuditDraft): string | null {
+  const d = ev.data as { user?: unknown; who?: GrantWho };
+  if (typeof d.user === 'string') return d.user;
+  return d.who?.kind === 'user' ? d.who.name : null;
+}
+
+function whoText(w: GrantWho): string {
+  return w.kind === 'user' ? `user ${w.name}` : `group ${w.name}`;
+}
+
+export function whereText(w: GrantWhere): string {
+  switch (w.kind) {
+    case 'host': return `host ${w.name}`;
+    case 'host-group': return `host group ${w.name}`;
+    case 'all': return 'all hosts';
+    default: { const never: never = w; return never; }
+  }
+}
+
+/** One human line per event, for `gatehouse audit` and the web UI. Exhaustive by construction. */
+export function describe(ev: AuditDraft): string {
+  switch (ev.type) {
+    case 'admin.user.add': return `added user ${ev.data.user} (${ev.data.roles.join(', ')})`;
+    case 'admin.user.disable': return `disabled user ${ev.data.user}${ev.data.reason ? `: ${ev.data.reason}` : ''}`;
+    case 'admin.user.enable': return `enabled user ${ev.data.user}`;
+    case 'admin.user.remove': return `removed user ${ev.data.user}`;
+    case 'admin.user.role.add': return `gave user ${ev.data.user} the ${ev.data.role} role`;
+    case 'admin.user.role.remove': return `took the ${ev.data.role} role from user ${ev.data.user}`;
+    case 'admin.user.unlock': return `cleared the lockout of user ${ev.data.user}`;
+    case 'admin.user.key.add': return `added ${ev.data.keys.length} key(s) to user ${ev.data.user}: ${ev.data.keys.map((k) => k.fingerprint).join(', ')}`;
+    case 'admin.user.key.remove': return `removed key ${ev.data.fingerprint} from user ${ev.data.user}`;
+    case 'admin.user.totp.enroll': return `enrolled TOTP for user ${ev.data.user}${ev.data.imported ? ' (imported secret)' : ''}`;
+    case 'admin.user.totp.reset': return `reset TOTP of user ${ev.data.user}`;
+    case 'admin.user.password': return `set the web password of user ${ev.data.user}`;
+    case 'admin.group.add': return `added group ${ev.data.group}`;
+    case 'admin.group.remove': return `removed group ${ev.data.group}`;
+    case 'admin.group.member.add': return `added user ${ev.data.user} to group ${ev.data.group}`;
+    case 'admin.group.member.remove': return `removed user ${ev.data.user} from group ${ev.data.group}`;
+    case 'admin.host.add': return `added host ${ev.data.host} (${ev.data.address}:${ev.data.port})${ev.data.hostKeyFingerprint ? `, pinned ${ev.data.hostKeyFingerprint}` : ''}`;
+    case 'admin.host.disable': return `disabled host ${ev.data.host}`;
+    case 'admin.host.enable': return `enabled host ${ev.data.host}`;
+    case 'admin.host.remove': return `removed host ${ev.data.host}`;
+    case 'admin.host.trust': return `pinned host key ${ev.data.fingerprint} for host ${ev.data.host}`;
+    case 'admin.grant.add': return `added grant #${ev.data.grant}: ${whoText(ev.data.who)} → ${whereText(ev.data.where)} as ${ev.data.logins.join(',')} [${ev.data.rights.join(',')}]${ev.data.until ? ` until ${ev.data.until}` : ''}`;
+    case 'admin.grant.remove': return `removed grant #${ev.data.grant}: ${whoText(ev.data.who)} → ${whereText(ev.data.where)}`;
+    case 'server.start': return `server started (ssh ${ev.data.ssh}, web ${ev.data.web})`;
+    case 'server.stop': return `server stopped (${ev.data.signal})`;
+    default: { const never: never = ev; return String((never as { type: string }).type); }
+  }
+}

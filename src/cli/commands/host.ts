@@ -1,0 +1,104 @@
+import { parsePublicKey } from '../../auth/sshkey.js';
+import { isoTime } from '../../shared/clock.js';
+import { invalid, notFound, usageError } from '../../shared/errors.js';
+import { checkName } from '../../shared/names.js';
+import type { HostRecord } from '../../store/types.js';
+import { str, strs, table, type Command } from '../command.js';
+
+// A host name or an IP address (v4 or v6); no spaces, no shell or URL syntax.
+const ADDRESS_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?|[0-9a-fA-F:.]+)$/;
+
+function hostJson(h: HostRecord) {
+  const key = h.hostKey ? parsePublicKey(h.hostKey) : null;
+  return {
+    name: h.name, address: h.address, port: h.port, groups: h.groups, enabled: h.enabled,
+    hostKey: h.hostKey, hostKeyFingerprint: key?.fingerprint ?? null, createdAt: isoTime(h.createdAt),
+  };
+}
+
+function parsePort(text: string | undefined): number {
+  if (text === undefined) return 22;
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) throw usageError(`--port: "${text}" is not a port number (1-65535)`);
+  return Number(text);
+}
+
+export const commands: Command[] = [
+  {
+    names: ['host', 'add'], args: 'NAME --address ADDR [--port 22] [--group HOSTGROUP]... [--host-key "TYPE BASE64"]',
+    summary: 'add a target host (pin its key with --host-key or `host trust`)',
+    options: { address: { type: 'string' }, port: { type: 'string' }, group: { type: 'string', multiple: true }, 'host-key': { type: 'string' } },
+    positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [name]) {
+      checkName('host', name!);
+      const address = str(values, 'address');
+      if (address === undefined) throw usageError('host add needs --address ADDR', 'e.g. gatehouse host add web1 --address 10.0.0.5');
+      if (!ADDRESS_RE.test(address) || address.length > 253) throw invalid(`--address: "${address.slice(0, 80)}" is not a host name or IP address`);
+      const port = parsePort(str(values, 'port'));
+      const groups = [...new Set(strs(values, 'group').map((g) => checkName('host group', g)))];
+      const keyText = str(values, 'host-key');
+      const key = keyText === undefined ? null : parsePublicKey(keyText, '--host-key');
+      const { store } = await ctx.open();
+      const h = await store.hosts.add({
+        name: name!, address, port, groups, hostKey: key?.publicKey ?? null, hostKeyFingerprint: key?.fingerprint ?? null,
+      }, { actor: ctx.actor });
+      const pinned = key ? `, host key ${key.fingerprint} pinned` : `; pin its key before use: gatehouse host trust ${h.name}`;
+      return { text: `added host ${h.name} (${h.address}:${h.port})${pinned}`, json: hostJson(h) };
+    },
+  },
+  {
+    names: ['host', 'list'], args: '', summary: 'list hosts', json: true, positionals: { min: 0, max: 0 },
+    async handler(ctx) {
+      const { store } = await ctx.open();
+      const hosts = await store.hosts.list();
+      return {
+        json: hosts.map(hostJson),
+        text: hosts.length === 0 ? 'no hosts yet: gatehouse host add NAME --address ADDR'
+          : table(['NAME', 'ADDRESS', 'STATE', 'GROUPS', 'HOST KEY'], hosts.map((h) => [
+            h.name, `${h.address}:${h.port}`, h.enabled ? 'enabled' : 'disabled', h.groups.join(',') || '-',
+            h.hostKey ? parsePublicKey(h.hostKey).fingerprint : 'not pinned',
+          ])),
+      };
+    },
+  },
+  {
+    names: ['host', 'show'], args: 'NAME', summary: 'show one host', json: true, positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      const h = await store.hosts.get(name!);
+      if (!h) throw notFound(`no host named "${name}"`, 'list hosts with: gatehouse host list');
+      const j = hostJson(h);
+      return {
+        json: j,
+        text: [
+          `name:      ${h.name}`, `address:   ${h.address}:${h.port}`, `state:     ${h.enabled ? 'enabled' : 'disabled'}`,
+          `groups:    ${h.groups.join(', ') || '-'}`, `host key:  ${j.hostKeyFingerprint ?? `not pinned (gatehouse host trust ${h.name})`}`,
+          `created:   ${j.createdAt}`,
+        ].join('\n'),
+      };
+    },
+  },
+  {
+    names: ['host', 'disable'], args: 'NAME', summary: 'disable a host (ends sessions to it)', positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      await store.hosts.setEnabled(name!, false, { actor: ctx.actor });
+      return { text: `disabled host ${name}` };
+    },
+  },
+  {
+    names: ['host', 'enable'], args: 'NAME', summary: 'enable a disabled host', positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      await store.hosts.setEnabled(name!, true, { actor: ctx.actor });
+      return { text: `enabled host ${name}` };
+    },
+  },
+  {
+    names: ['host', 'remove'], args: 'NAME', summary: 'remove a host and the grants to it (history stays)', positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      await store.hosts.remove(name!, { actor: ctx.actor });
+      return { text: `removed host ${name}` };
+    },
+  },
+];

@@ -1,0 +1,193 @@
+import QRCode from 'qrcode';
+import type { Role } from '../../audit/events.js';
+import { checkPasswordStrength, hashPassword } from '../../auth/password.js';
+import { normalizeFingerprint, parsePublicKeys } from '../../auth/sshkey.js';
+import { newSecret, normalizeSecret, otpauthUri } from '../../auth/totp.js';
+import { seal } from '../../datadir/seal.js';
+import { isoTime } from '../../shared/clock.js';
+import { notFound } from '../../shared/errors.js';
+import { checkName, checkRole } from '../../shared/names.js';
+import type { UserRecord } from '../../store/types.js';
+import { str, strs, table, type Command } from '../command.js';
+import { readInput, readSecretLine } from '../io.js';
+
+/** The AAD that binds a sealed TOTP secret to its user row. */
+export const totpAad = (userId: number) => `totp:user:${userId}`;
+
+function userJson(u: UserRecord) {
+  return {
+    name: u.name, roles: u.roles, disabled: u.disabled, disabledReason: u.disabledReason, totp: u.totpEnrolled,
+    password: u.hasPassword, groups: u.groups, createdAt: isoTime(u.createdAt),
+  };
+}
+
+async function mustGetUser(store: { users: { get(n: string): Promise<UserRecord | null> } }, name: string): Promise<UserRecord> {
+  const u = await store.users.get(name);
+  if (!u) throw notFound(`no user named "${name}"`, 'list users with: gatehouse user list');
+  return u;
+}
+
+export const commands: Command[] = [
+  {
+    names: ['user', 'add'], args: 'NAME [--role operator|auditor|admin]...', summary: 'add a user (default role: operator)',
+    options: { role: { type: 'string', multiple: true } }, positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [name]) {
+      checkName('user', name!);
+      const roles = strs(values, 'role').map(checkRole);
+      const uniq = [...new Set<Role>(roles.length ? roles : ['operator'])];
+      const { store } = await ctx.open();
+      const u = await store.users.add(name!, uniq, { actor: ctx.actor });
+      return {
+        text: `added user ${u.name} (${u.roles.join(', ')})\nnext: gatehouse user key add ${u.name} KEY.pub, then gatehouse user totp enroll ${u.name}`,
+        json: userJson(u),
+      };
+    },
+  },
+  {
+    names: ['user', 'list'], args: '', summary: 'list users', json: true, positionals: { min: 0, max: 0 },
+    async handler(ctx) {
+      const { store } = await ctx.open();
+      const users = await store.users.list();
+      return {
+        json: users.map(userJson),
+        text: users.length === 0 ? 'no users yet: gatehouse user add NAME --role admin'
+          : table(['NAME', 'ROLES', 'STATE', 'TOTP', 'GROUPS'], users.map((u) => [
+            u.name, u.roles.join(',') || '-', u.disabled ? 'disabled' : 'enabled', u.totpEnrolled ? 'yes' : 'no', u.groups.join(',') || '-',
+          ])),
+      };
+    },
+  },
+  {
+    names: ['user', 'show'], args: 'NAME', summary: 'show one user, their keys and grants', json: true, positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      const u = await mustGetUser(store, name!);
+      const keys = await store.keys.list(u.name);
+      const grants = (await store.grants.list()).filter((g) => g.who.kind === 'user' ? g.who.name === u.name : u.groups.includes(g.who.name));
+      const lines = [
+        `name:      ${u.name}`,
+        `roles:     ${u.roles.join(', ') || '-'}`,
+        `state:     ${u.disabled ? `disabled${u.disabledReason ? ` (${u.disabledReason})` : ''}` : 'enabled'}`,
+        `totp:      ${u.totpEnrolled ? 'enrolled' : 'not enrolled'}`,
+        `password:  ${u.hasPassword ? 'set' : 'not set'}`,
+        `groups:    ${u.groups.join(', ') || '-'}`,
+        `created:   ${isoTime(u.createdAt)}`,
+        `keys:      ${keys.length === 0 ? '-' : ''}`,
+        ...keys.map((k) => `  ${k.fingerprint} ${k.type} ${k.bits} ${k.comment}`.trimEnd()),
+        `grants:    ${grants.length === 0 ? '-' : grants.map((g) => `#${g.id}`).join(', ')}`,
+      ];
+      return { text: lines.join('\n'), json: { ...userJson(u), keys: keys.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment })), grants: grants.map((g) => g.id) } };
+    },
+  },
+  {
+    names: ['user', 'disable'], args: 'NAME [--reason TEXT]', summary: 'disable a user (ends their sessions)',
+    options: { reason: { type: 'string' } }, positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [name]) {
+      const { store } = await ctx.open();
+      await store.users.setDisabled(name!, true, str(values, 'reason') ?? '', { actor: ctx.actor });
+      return { text: `disabled user ${name}` };
+    },
+  },
+  {
+    names: ['user', 'enable'], args: 'NAME', summary: 'enable a disabled user', positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      await store.users.setDisabled(name!, false, '', { actor: ctx.actor });
+      return { text: `enabled user ${name}` };
+    },
+  },
+  {
+    names: ['user', 'remove'], args: 'NAME', summary: 'remove a user with their keys, TOTP and grants (history stays)', positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      await store.users.remove(name!, { actor: ctx.actor });
+      return { text: `removed user ${name}` };
+    },
+  },
+  {
+    names: ['user', 'role', 'add'], args: 'NAME ROLE', summary: 'give a user a role', positionals: { min: 2, max: 2 },
+    async handler(ctx, _v, [name, role]) {
+      const r = checkRole(role!);
+      const { store } = await ctx.open();
+      await store.users.addRole(name!, r, { actor: ctx.actor });
+      return { text: `user ${name} now has the ${r} role` };
+    },
+  },
+  {
+    names: ['user', 'role', 'remove'], args: 'NAME ROLE', summary: 'take a role from a user', positionals: { min: 2, max: 2 },
+    async handler(ctx, _v, [name, role]) {
+      const r = checkRole(role!);
+      const { store } = await ctx.open();
+      await store.users.removeRole(name!, r, { actor: ctx.actor });
+      return { text: `took the ${r} role from user ${name}` };
+    },
+  },
+  {
+    names: ['user', 'key', 'add'], args: 'NAME [FILE|-]', summary: 'add public keys (authorized_keys lines; - or no FILE reads stdin)',
+    help: 'Accepted: ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa of 2048 bits or more. All lines are added, or none.',
+    positionals: { min: 1, max: 2 },
+    async handler(ctx, _v, [name, file]) {
+      const keys = parsePublicKeys(await readInput(file ?? '-', ctx.stdin));
+      const { store } = await ctx.open();
+      const added = await store.keys.add(name!, keys, { actor: ctx.actor });
+      return {
+        text: added.map((k) => `added ${k.fingerprint} (${k.type} ${k.bits}${k.comment ? ` ${k.comment}` : ''}) to ${name}`).join('\n'),
+        json: added.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment })),
+      };
+    },
+  },
+  {
+    names: ['user', 'key', 'list'], args: 'NAME', summary: "list a user's keys", json: true, positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      const keys = await store.keys.list(name!);
+      return {
+        json: keys.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment, addedAt: isoTime(k.createdAt) })),
+        text: keys.length === 0 ? `user ${name} has no keys` : table(['FINGERPRINT', 'TYPE', 'BITS', 'COMMENT'], keys.map((k) => [k.fingerprint, k.type, String(k.bits), k.comment])),
+      };
+    },
+  },
+  {
+    names: ['user', 'key', 'remove'], args: 'NAME FINGERPRINT', summary: 'remove a key (ends sessions that used it)', positionals: { min: 2, max: 2 },
+    async handler(ctx, _v, [name, fp]) {
+      const fingerprint = normalizeFingerprint(fp!);
+      const { store } = await ctx.open();
+      await store.keys.remove(name!, fingerprint, { actor: ctx.actor });
+      return { text: `removed key ${fingerprint} from ${name}` };
+    },
+  },
+  {
+    names: ['user', 'totp', 'enroll'], args: 'NAME [--secret BASE32]', summary: 'enrol TOTP: prints the otpauth:// URI (and a QR code on a terminal)',
+    help: '--json prints {"secret": …, "uri": …}. --secret imports an existing base32 secret (at least 128 bits).',
+    options: { secret: { type: 'string' } }, positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [name]) {
+      const imported = str(values, 'secret');
+      const secret = imported === undefined ? newSecret() : normalizeSecret(imported);
+      const { store, dataDir } = await ctx.open();
+      await store.totp.enroll(name!, (uid) => seal(dataDir.masterKey, Buffer.from(secret, 'utf8'), totpAad(uid)), imported !== undefined, { actor: ctx.actor });
+      const uri = otpauthUri(name!, secret);
+      const lines = [`TOTP enrolled for ${name}. Add it to an authenticator app:`, `secret: ${secret}`, `uri:    ${uri}`];
+      if (!ctx.json && ctx.stdout.isTTY) lines.push('', await QRCode.toString(uri, { type: 'utf8' }));
+      return { json: { secret, uri }, text: lines.join('\n') };
+    },
+  },
+  {
+    names: ['user', 'totp', 'reset'], args: 'NAME', summary: "remove a user's TOTP (they cannot log in until enrolled again)", positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      await store.totp.reset(name!, { actor: ctx.actor });
+      return { text: `reset TOTP of ${name}; enrol again with: gatehouse user totp enroll ${name}` };
+    },
+  },
+  {
+    names: ['user', 'password'], args: 'NAME', summary: 'set the web UI password, read from stdin (no echo on a terminal)', positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      await mustGetUser(store, name!);
+      const password = await readSecretLine(`New web password for ${name}: `, ctx.stdin, ctx.stderr);
+      checkPasswordStrength(password);
+      await store.users.setPassword(name!, await hashPassword(password), { actor: ctx.actor });
+      return { text: `set the web password of ${name}` };
+    },
+  },
+];

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+import { parseDuration, parseListen, parseSize, type ListenAddress } from '../shared/units.js';
+
+/**
+ * The one place where config keys, their defaults and their checks live. Strict everywhere: an
+ * unknown key is an error that names it, so a typo never silently falls back to a default.
+ */
+const duration = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .transform((s, ctx) => {
+      const ms = parseDuration(s);
+      if (ms === null) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 10m or 12h, got "${s}"` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const size = (def: string) =>
+  z
+    .union([z.string(), z.number().int().nonnegative()])
+    .default(def)
+    .transform((v, ctx) => {
+      const n = typeof v === 'number' ? v : parseSize(v);
+      if (n === null) {
+        ctx.addIssue({ code: 'custom', message: `expected a size like 64MiB or 500MB, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const listen = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .transform((s, ctx): ListenAddress => {
+      const a = parseListen(s);
+      if (a === null) {
+        ctx.addIssue({ code: 'custom', message: `expected HOST:PORT (e.g. 0.0.0.0:2222 or [::1]:2222), got "${s}"` });
+        return z.NEVER;
+      }
+      return a;
+    });
+
+const positiveInt = (def: number) => z.number().int().positive().default(def);
+
+export const configSchema = z.strictObject({
+  dataDir: z.string().min(1).default('./data'),
+  ssh: z
+    .strictObject({
+      listen: listen('0.0.0.0:2222'),
+      loginGraceTime: duration('30s'),
+    })
+    .prefault({}),
+  web: z
+    .strictObject({
+      listen: listen('127.0.0.1:8080'),
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+    })
+    .prefault({}),
+  auth: z
+    .strictObject({
+      mfaGrace: duration('0s'),
+      lockout: z
+        .strictObject({
+          failures: positiveInt(5),
+          window: duration('10m'),
+          duration: duration('15m'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  recording: z
+    .strictObject({
+      input: z.boolean().default(false),
+      required: z.boolean().default(true),
+      execOutputLimit: size('64MiB'),
+    })
+    .prefault({}),
+  sessions: z
+    .strictObject({
+      idleTimeout: duration('30m'),
+      maxDuration: duration('12h'),
+      maxPerUser: positiveInt(10),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = Readonly<z.output<typeof configSchema>>;

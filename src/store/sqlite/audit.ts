@@ -1,0 +1,39 @@
+import type { AuditRecord } from '../../audit/events.js';
+import { verifyChain, type ChainRow } from '../../audit/chain.js';
+import type { Store } from '../types.js';
+import type { Ctx } from './db.js';
+
+const toRecord = (r: ChainRow): AuditRecord => ({
+  id: r.id, ts: r.ts, type: r.type, actor: r.actor, subject: r.subject,
+  data: JSON.parse(r.data) as Record<string, unknown>, prevHash: r.prev_hash, hash: r.hash,
+});
+
+export function auditTable(ctx: Ctx): Store['audit'] {
+  const { db } = ctx;
+  return {
+    async append(ev) {
+      return ctx.appendAudit(ev, ctx.clock.now());
+    },
+    async list(f) {
+      const where: string[] = [];
+      const args: (string | number)[] = [];
+      if (f.since !== undefined) { where.push('ts >= ?'); args.push(f.since); }
+      if (f.type !== undefined) {
+        const prefix = f.type.replace(/\.?\*$/, '');
+        where.push('(type = ? OR type LIKE ? ESCAPE \'\\\')');
+        args.push(prefix, `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`);
+      }
+      if (f.user !== undefined) { where.push('(subject = ? OR actor = ?)'); args.push(f.user, f.user); }
+      // Newest N, shown oldest first.
+      const sql = `SELECT * FROM (SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY id DESC LIMIT ?) ORDER BY id`;
+      return db.prepare<(string | number)[], ChainRow>(sql).all(...args, f.limit ?? 1000).map(toRecord);
+    },
+    async after(id, limit) {
+      return db.prepare<[number, number], ChainRow>('SELECT * FROM audit_log WHERE id > ? ORDER BY id LIMIT ?').all(id, limit).map(toRecord);
+    },
+    async verify() {
+      return verifyChain(db.prepare<[], ChainRow>('SELECT * FROM audit_log ORDER BY id').iterate());
+    },
+  };
+}

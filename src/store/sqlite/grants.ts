@@ -1,0 +1,82 @@
+import { draft, type GrantWhere, type GrantWho, type Right } from '../../audit/events.js';
+import { isoTime } from '../../shared/clock.js';
+import { notFound } from '../../shared/errors.js';
+import type { GrantRecord, Store } from '../types.js';
+import type { Ctx } from './db.js';
+import { groupId, hostId, userId } from './lookup.js';
+
+interface GrantRow {
+  id: number;
+  user_name: string | null;
+  group_name: string | null;
+  host_name: string | null;
+  host_group: string | null;
+  all_hosts: number;
+  logins: string;
+  rights: string;
+  until: number | null;
+  reason: string;
+  created_by: string;
+  created_at: number;
+}
+
+const SELECT = `SELECT g.id, u.name AS user_name, ug.name AS group_name, h.name AS host_name, g.host_group, g.all_hosts,
+    g.logins, g.rights, g.until, g.reason, g.created_by, g.created_at
+  FROM grants g
+  LEFT JOIN users u ON u.id = g.user_id
+  LEFT JOIN user_groups ug ON ug.id = g.group_id
+  LEFT JOIN hosts h ON h.id = g.host_id`;
+
+function toRecord(r: GrantRow): GrantRecord {
+  const who: GrantWho = r.user_name !== null ? { kind: 'user', name: r.user_name } : { kind: 'group', name: r.group_name! };
+  const where: GrantWhere =
+    r.host_name !== null ? { kind: 'host', name: r.host_name } : r.host_group !== null ? { kind: 'host-group', name: r.host_group } : { kind: 'all' };
+  return {
+    id: r.id, who, where, logins: JSON.parse(r.logins) as string[], rights: JSON.parse(r.rights) as Right[],
+    until: r.until, reason: r.reason, createdBy: r.created_by, createdAt: r.created_at,
+  };
+}
+
+export function grantsTable(ctx: Ctx): Store['grants'] {
+  const { db } = ctx;
+  const byId = db.prepare<[number], GrantRow>(`${SELECT} WHERE g.id = ?`);
+  return {
+    async add(grant, meta) {
+      return ctx.change((now) => {
+        const uid = grant.who.kind === 'user' ? userId(db, grant.who.name) : null;
+        const gid = grant.who.kind === 'group' ? groupId(db, grant.who.name) : null;
+        const hid = grant.where.kind === 'host' ? hostId(db, grant.where.name) : null;
+        const id = Number(
+          db.prepare(
+            `INSERT INTO grants (user_id, group_id, host_id, host_group, all_hosts, logins, rights, until, reason, created_by, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          ).run(
+            uid, gid, hid, grant.where.kind === 'host-group' ? grant.where.name : null, grant.where.kind === 'all' ? 1 : 0,
+            JSON.stringify(grant.logins), JSON.stringify(grant.rights), grant.until, grant.reason, meta.actor, now,
+          ).lastInsertRowid,
+        );
+        const ev = draft('admin.grant.add', meta.actor, {
+          grant: id, who: grant.who, where: grant.where, logins: grant.logins, rights: grant.rights,
+          until: grant.until === null ? null : isoTime(grant.until), reason: grant.reason,
+        });
+        return { result: toRecord(byId.get(id)!), events: [ev] };
+      });
+    },
+    async get(id) {
+      const r = byId.get(id);
+      return r ? toRecord(r) : null;
+    },
+    async list() {
+      return db.prepare<[], GrantRow>(`${SELECT} ORDER BY g.id`).all().map(toRecord);
+    },
+    async remove(id, meta) {
+      ctx.change(() => {
+        const r = byId.get(id);
+        if (!r) throw notFound(`no grant #${id}`, 'list grants with: gatehouse grant list');
+        db.prepare('DELETE FROM grants WHERE id = ?').run(id);
+        const g = toRecord(r);
+        return { result: undefined, events: [draft('admin.grant.remove', meta.actor, { grant: id, who: g.who, where: g.where })] };
+      });
+    },
+  };
+}

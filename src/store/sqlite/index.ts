@@ -1,0 +1,30 @@
+import type { Clock } from '../../shared/clock.js';
+import type { Store } from '../types.js';
+import { auditTable } from './audit.js';
+import { makeCtx, openDatabase } from './db.js';
+import { groupsTable } from './groups.js';
+import { grantsTable } from './grants.js';
+import { hostsTable } from './hosts.js';
+import { keysTable } from './keys.js';
+import { metaTable } from './meta.js';
+import { sessionsTable } from './sessions.js';
+import { totpTable } from './totp.js';
+import { usersTable } from './users.js';
+
+/** The embedded backend: one SQLite file in WAL mode, shared by the server and the CLI processes. */
+export function createSqliteStore(file: string, clock: Clock): Store {
+  const db = openDatabase(file);
+  const ctx = makeCtx(db, clock);
+  return {
+    users: usersTable(ctx),
+    keys: keysTable(ctx),
+    totp: totpTable(ctx),
+    groups: groupsTable(ctx),
+    hosts: hostsTable(ctx),
+    grants: grantsTable(ctx),
+    sessions: sessionsTable(ctx),
+    audit: auditTable(ctx),
+    meta: metaTable(ctx),
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * Numbered migrations, applied in order and recorded in PRAGMA user_version. Append only: never edit
+ * an entry that has shipped; add a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: the foundation schema
+  `
+  CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    disabled_reason TEXT,
+    password_hash TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE user_roles (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role    TEXT NOT NULL CHECK (role IN ('operator', 'auditor', 'admin')),
+    PRIMARY KEY (user_id, role)
+  ) STRICT;
+
+  -- A key belongs to exactly one user: the fingerprint is unique across users.
+  CREATE TABLE ssh_keys (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL UNIQUE,
+    type        TEXT NOT NULL,
+    bits        INTEGER NOT NULL,
+    public_key  TEXT NOT NULL,
+    comment     TEXT NOT NULL DEFAULT '',
+    created_at  INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX ssh_keys_user ON ssh_keys(user_id);
+
+  -- secret is sealed with the master key (AES-256-GCM); last_step makes each TOTP step single-use.
+  CREATE TABLE totp (
+    user_id    INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    secret     BLOB NOT NULL,
+    last_step  INTEGER,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE user_groups (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE group_members (
+    group_id INTEGER NOT NULL REFERENCES user_groups(id) ON DELETE CASCADE,
+    user_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+  ) STRICT;
+  CREATE INDEX group_members_user ON group_members(user_id);
+
+  CREATE TABLE hosts (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    address     TEXT NOT NULL,
+    port        INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    host_key    TEXT,
+    enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE host_group_members (
+    host_id    INTEGER NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+    host_group TEXT NOT NULL,
+    PRIMARY KEY (host_id, host_group)
+  ) STRICT;
+  CREATE INDEX host_group_members_group ON host_group_members(host_group);
+
+  -- Exactly one "who" (user or group) and exactly one "where" (host, host group or all hosts).
+  CREATE TABLE grants (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    group_id   INTEGER REFERENCES user_groups(id) ON DELETE CASCADE,
+    host_id    INTEGER REFERENCES hosts(id) ON DELETE CASCADE,
+    host_group TEXT,
+    all_hosts  INTEGER NOT NULL DEFAULT 0 CHECK (all_hosts IN (0, 1)),
+    logins     TEXT NOT NULL,
+    rights     TEXT NOT NULL,
+    until      INTEGER,
+    reason     TEXT NOT NULL DEFAULT '',
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    CHECK ((user_id IS NULL) <> (group_id IS NULL)),
+    CHECK ((host_id IS NOT NULL) + (host_group IS NOT NULL) + all_hosts = 1)
+  ) STRICT;
+  CREATE INDEX grants_user ON grants(user_id);
+  CREATE INDEX grants_group ON grants(group_id);
+
+  -- Sessions and channels keep names as text, not foreign keys: removing a user or a host must never
+  -- remove the history of what they did.
+  CREATE TABLE sessions (
+    id          TEXT PRIMARY KEY,
+    user_name   TEXT NOT NULL,
+    key_fingerprint TEXT,
+    source_addr TEXT NOT NULL,
+    host_name   TEXT,
+    login       TEXT,
+    mode        TEXT NOT NULL,
+    grant_id    INTEGER,
+    started_at  INTEGER NOT NULL,
+    ended_at    INTEGER,
+    end_reason  TEXT,
+    bytes_up    INTEGER NOT NULL DEFAULT 0,
+    bytes_down  INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  CREATE INDEX sessions_started ON sessions(started_at);
+  CREATE INDEX sessions_live ON sessions(ended_at) WHERE ended_at IS NULL;
+
+  CREATE TABLE channels (
+    session_id  TEXT NOT NULL REFERENCES sessions(id),
+    channel     INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    command     TEXT,
+    pty         INTEGER NOT NULL DEFAULT 0,
+    started_at  INTEGER NOT NULL,
+    ended_at    INTEGER,
+    exit_status INTEGER,
+    exit_signal TEXT,
+    stdin_bytes  INTEGER NOT NULL DEFAULT 0,
+    stdout_bytes INTEGER NOT NULL DEFAULT 0,
+    stderr_bytes INTEGER NOT NULL DEFAULT 0,
+    stdin_sha256  TEXT,
+    stdout_sha256 TEXT,
+    stderr_sha256 TEXT,
+    PRIMARY KEY (session_id, channel)
+  ) STRICT;
+
+  CREATE TABLE recordings (
+    session_id TEXT NOT NULL,
+    channel    INTEGER NOT NULL,
+    path       TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('open', 'closed', 'interrupted', 'failed')),
+    truncated  INTEGER NOT NULL DEFAULT 0,
+    size       INTEGER,
+    sha256     TEXT,
+    prev_hash  TEXT,
+    chain_hash TEXT,
+    signature  TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at   INTEGER,
+    PRIMARY KEY (session_id, channel),
+    FOREIGN KEY (session_id, channel) REFERENCES channels(session_id, channel)
+  ) STRICT;
+
+  -- Append-only, hash-chained: hash = sha256(prev_hash || canonical row). The triggers make an
+  -- accidental UPDATE or DELETE fail; deliberate tampering with the file is caught by verify.
+  CREATE TABLE audit_log (
+    id        INTEGER PRIMARY KEY,
+    ts        INTEGER NOT NULL,
+    type      TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    subject   TEXT,
+    data      TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX audit_log_ts ON audit_log(ts);
+  CREATE INDEX audit_log_type ON audit_log(type);
+  CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+  CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+  -- Small key/value state owned by the server (e.g. how far the audit log was mirrored to stdout).
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) STRICT;
+  `,
+];

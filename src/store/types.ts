@@ -1,0 +1,198 @@
+import type { AuditRecord, GrantWhere, GrantWho, Right, Role } from '../audit/events.js';
+
+/**
+ * The one interface the rest of gatehouse uses for state. The SQLite backend implements it today;
+ * a PostgreSQL backend for several nodes is planned, which is why every call is async and every
+ * change is one call that writes its own audit event in the same transaction.
+ */
+export interface UserRecord {
+  id: number;
+  name: string;
+  roles: Role[];
+  disabled: boolean;
+  disabledReason: string | null;
+  hasPassword: boolean;
+  totpEnrolled: boolean;
+  groups: string[];
+  createdAt: number;
+}
+
+export interface KeyRecord {
+  id: number;
+  user: string;
+  fingerprint: string;
+  type: string;
+  bits: number;
+  publicKey: string;
+  comment: string;
+  createdAt: number;
+}
+
+export interface NewKey {
+  fingerprint: string;
+  type: string;
+  bits: number;
+  publicKey: string;
+  comment: string;
+}
+
+export interface TotpRecord {
+  userId: number;
+  sealedSecret: Buffer;
+  lastStep: number | null;
+}
+
+export interface GroupRecord {
+  id: number;
+  name: string;
+  members: string[];
+}
+
+export interface HostRecord {
+  id: number;
+  name: string;
+  address: string;
+  port: number;
+  hostKey: string | null;
+  enabled: boolean;
+  groups: string[];
+  createdAt: number;
+}
+
+export interface NewHost {
+  name: string;
+  address: string;
+  port: number;
+  groups: string[];
+  hostKey: string | null;
+  hostKeyFingerprint: string | null;
+}
+
+export interface GrantRecord {
+  id: number;
+  who: GrantWho;
+  where: GrantWhere;
+  logins: string[];
+  rights: Right[];
+  until: number | null;
+  reason: string;
+  createdBy: string;
+  createdAt: number;
+}
+
+export type NewGrant = Omit<GrantRecord, 'id' | 'createdAt' | 'createdBy'>;
+
+export interface SessionRecord {
+  id: string;
+  user: string;
+  keyFingerprint: string | null;
+  sourceAddr: string;
+  host: string | null;
+  login: string | null;
+  mode: string;
+  grantId: number | null;
+  startedAt: number;
+  endedAt: number | null;
+  endReason: string | null;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export interface ChannelRecord {
+  sessionId: string;
+  channel: number;
+  kind: string;
+  command: string | null;
+  pty: boolean;
+  startedAt: number;
+  endedAt: number | null;
+  exitStatus: number | null;
+  exitSignal: string | null;
+}
+
+export interface AuditFilter {
+  since?: number | undefined;
+  /** Exact type, or a prefix: "admin.user" matches admin.user.*; "admin.*" works too. */
+  type?: string | undefined;
+  user?: string | undefined;
+  limit?: number | undefined;
+}
+
+export interface SessionFilter {
+  live?: boolean | undefined;
+  user?: string | undefined;
+  host?: string | undefined;
+  since?: number | undefined;
+  limit?: number | undefined;
+}
+
+/** Who made a change; written to the audit log and to grants' created_by. */
+export interface ChangeMeta {
+  actor: string;
+}
+
+export interface Store {
+  readonly users: {
+    add(name: string, roles: Role[], meta: ChangeMeta): Promise<UserRecord>;
+    get(name: string): Promise<UserRecord | null>;
+    list(): Promise<UserRecord[]>;
+    setDisabled(name: string, disabled: boolean, reason: string, meta: ChangeMeta): Promise<void>;
+    addRole(name: string, role: Role, meta: ChangeMeta): Promise<void>;
+    removeRole(name: string, role: Role, meta: ChangeMeta): Promise<void>;
+    setPassword(name: string, passwordHash: string, meta: ChangeMeta): Promise<void>;
+    remove(name: string, meta: ChangeMeta): Promise<void>;
+    anyAdmin(): Promise<boolean>;
+  };
+  readonly keys: {
+    add(user: string, keys: NewKey[], meta: ChangeMeta): Promise<KeyRecord[]>;
+    list(user: string): Promise<KeyRecord[]>;
+    remove(user: string, fingerprint: string, meta: ChangeMeta): Promise<void>;
+    byFingerprint(fingerprint: string): Promise<KeyRecord | null>;
+  };
+  readonly totp: {
+    enroll(user: string, seal: (userId: number) => Buffer, imported: boolean, meta: ChangeMeta): Promise<void>;
+    get(user: string): Promise<TotpRecord | null>;
+    reset(user: string, meta: ChangeMeta): Promise<void>;
+    /** Claim a time step for a user: true only for the first claim of a step newer than the last. */
+    claimStep(userId: number, step: number): Promise<boolean>;
+  };
+  readonly groups: {
+    add(name: string, meta: ChangeMeta): Promise<GroupRecord>;
+    remove(name: string, meta: ChangeMeta): Promise<void>;
+    list(): Promise<GroupRecord[]>;
+    addMember(group: string, user: string, meta: ChangeMeta): Promise<void>;
+    removeMember(group: string, user: string, meta: ChangeMeta): Promise<void>;
+  };
+  readonly hosts: {
+    add(host: NewHost, meta: ChangeMeta): Promise<HostRecord>;
+    get(name: string): Promise<HostRecord | null>;
+    list(): Promise<HostRecord[]>;
+    setEnabled(name: string, enabled: boolean, meta: ChangeMeta): Promise<void>;
+    pinKey(name: string, hostKey: string, fingerprint: string, previous: string | null, meta: ChangeMeta): Promise<void>;
+    remove(name: string, meta: ChangeMeta): Promise<void>;
+  };
+  readonly grants: {
+    add(grant: NewGrant, meta: ChangeMeta): Promise<GrantRecord>;
+    get(id: number): Promise<GrantRecord | null>;
+    list(): Promise<GrantRecord[]>;
+    remove(id: number, meta: ChangeMeta): Promise<void>;
+  };
+  readonly sessions: {
+    list(filter: SessionFilter): Promise<SessionRecord[]>;
+    get(id: string): Promise<SessionRecord | null>;
+    channels(id: string): Promise<ChannelRecord[]>;
+  };
+  readonly audit: {
+    /** Append one event (for events that are not part of a store change, e.g. auth and sessions). */
+    append(ev: import('../audit/events.js').AuditDraft): Promise<AuditRecord>;
+    list(filter: AuditFilter): Promise<AuditRecord[]>;
+    /** Rows after an id, in order (for mirroring to the log and for verification). */
+    after(id: number, limit: number): Promise<AuditRecord[]>;
+    verify(): Promise<import('../audit/chain.js').ChainVerdict>;
+  };
+  readonly meta: {
+    get(key: string): Promise<string | null>;
+    set(key: string, value: string): Promise<void>;
+  };
+  close(): void;
+}

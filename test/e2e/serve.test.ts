@@ -1,0 +1,61 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BIN, fixtureKey, gh, ghJson, ghOk, tempDir } from '../helpers/cli.js';
+import { freePort, startProc, type Proc } from '../helpers/proc.js';
+
+let server: Proc | undefined;
+afterEach(async () => { await server?.stop(); server = undefined; });
+
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('gatehouse serve', () => {
+  it('creates the data dir, prints addresses and next steps, mirrors CLI changes to the log, stops cleanly', async () => {
+    const data = path.join(tempDir(), 'data');
+    const port = await freePort();
+    server = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+    await server.waitFor(/ssh on 127\.0\.0\.1:\d+/);
+    expect(server.stderr()).toContain(`data in ${data} (created)`);
+    expect(server.stderr()).toContain('Next steps');
+    expect(fs.statSync(data).mode & 0o777).toBe(0o700);
+
+    // The CLI is another process on the same database while the server runs.
+    ghOk(data, ['user', 'add', 'alice']);
+    const totp = ghJson<{ secret: string }>(data, ['user', 'totp', 'enroll', 'alice']);
+    ghOk(data, ['user', 'key', 'add', 'alice', '-'], { input: fixtureKey('ed25519') });
+    await server.waitFor(/"event":"admin\.user\.key\.add"/);
+
+    expect(await server.stop('SIGTERM')).toBe(0);
+    const lines = jsonLines(server.stdout());
+    const events = lines.filter((l) => l.stream === 'audit').map((l) => l.event);
+    expect(events).toEqual(['server.start', 'admin.user.add', 'admin.user.totp.enroll', 'admin.user.key.add', 'server.stop']);
+    expect(server.stdout()).not.toContain(totp.secret);
+    expect(lines.every((l) => typeof l.time === 'string' && typeof l.level === 'string')).toBe(true);
+    const stop = ghJson<{ type: string; data: { signal: string } }[]>(data, ['audit', '--type', 'server.stop']);
+    expect(stop.at(-1)!.data.signal).toBe('SIGTERM');
+  });
+
+  it('does not print the next steps once an admin exists, and repeats no audit line after a restart', async () => {
+    const data = path.join(tempDir(), 'data');
+    ghOk(data, ['user', 'add', 'root1', '--role', 'admin']);
+    for (let i = 0; i < 2; i++) {
+      server = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${await freePort()}`]);
+      await server.waitFor(/ssh on/);
+      expect(await server.stop('SIGINT')).toBe(0);
+      expect(server.stderr()).not.toContain('Next steps');
+      const events = jsonLines(server.stdout()).filter((l) => l.stream === 'audit').map((l) => l.event);
+      expect(events).toEqual(i === 0 ? ['admin.user.add', 'server.start', 'server.stop'] : ['server.start', 'server.stop']);
+      server = undefined;
+    }
+  });
+
+  it('refuses to start on a bad config with exit 1 naming the key', async () => {
+    const cfg = path.join(tempDir(), 'g.yaml');
+    fs.writeFileSync(cfg, 'ssh:\n  listen: nowhere\n');
+    const r = gh(path.join(tempDir(), 'd'), ['serve', '--config', cfg]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ssh\.listen: expected HOST:PORT/);
+  });
+});

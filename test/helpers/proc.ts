@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+
+/** A free TCP port on loopback (the OS picks it; we release it just before use). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Proc {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves when the text appears in stdout or stderr (bounded by timeoutMs). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Signal by PID and wait for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const running = new Set<ChildProcess>();
+// A test that fails half-way must not leave servers behind: stop what we started, by PID.
+process.on('exit', () => {
+  for (const c of running) if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) {
+    try { process.kill(c.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
+export function startProc(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
+  const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const waiters = new Set<() => void>();
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); waiters.forEach((w) => w()); });
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); waiters.forEach((w) => w()); });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { waiters.forEach((w) => w()); resolve(code); }));
+  if (child.pid !== undefined) running.add(child);
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    waitFor(pattern, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (pattern.test(out) || pattern.test(err)) { cleanup(); resolve(); }
+          else if (child.exitCode !== null) { cleanup(); reject(new Error(`process exited (${child.exitCode}) before ${pattern}\nstdout: ${out}\nstderr: ${err}`)); }
+        };
+        const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out waiting for ${pattern}\nstdout: ${out}\nstderr: ${err}`)); }, timeoutMs);
+        const cleanup = () => { clearTimeout(timer); waiters.delete(check); };
+        waiters.add(check);
+        check();
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, signal);
+      const timer = setTimeout(() => { if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL'); }, 10_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
