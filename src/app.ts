@@ -7,6 +7,10 @@ import type { Ids } from './shared/ids.js';
 import type { Logger } from './shared/logger.js';
 import { formatListen } from './shared/units.js';
 import type { Store } from './store/types.js';
+import { AddressThrottle, MfaGrace } from './auth/throttle.js';
+import { createSshServer, type SshServer } from './proxy/server.js';
+import type { ChannelObserver } from './proxy/relay.js';
+import type { ChannelContext } from './proxy/channels.js';
 
 export const VERSION = '0.1.0';
 
@@ -23,20 +27,34 @@ export interface Deps {
 export interface Gatehouse {
   start(): Promise<{ ssh: string }>;
   stop(reason: string): Promise<void>;
+  readonly ssh: SshServer;
 }
 
-export function createGatehouse(deps: Deps): Gatehouse {
-  const { config, store, log } = deps;
+/** Observers attached to every relayed channel (the recorder joins here). */
+export type ObserverFactory = (ctx: ChannelContext) => ChannelObserver[];
+
+export function createGatehouse(deps: Deps, observers: ObserverFactory = () => []): Gatehouse {
+  const { config, store, log, clock, dataDir } = deps;
   let mirror: AuditMirror | undefined;
+  const ssh = createSshServer({
+    store, clock, config, log, ids: deps.ids, observers,
+    hostKey: dataDir.hostKey, clientKey: dataDir.clientKey, masterKey: dataDir.masterKey,
+    throttle: new AddressThrottle(clock), grace: new MfaGrace(clock, config.auth.mfaGrace),
+  });
   return {
+    ssh,
     async start() {
       mirror = await startAuditMirror(store, log);
-      const ssh = formatListen(config.ssh.listen);
-      await store.audit.append(draft('server.start', 'system', { version: VERSION, ssh, web: formatListen(config.web.listen) }));
+      const interrupted = await store.sessions.closeInterrupted();
+      if (interrupted.length > 0) log.warn({ sessions: interrupted }, 'closed sessions left open by a previous run as interrupted');
+      const addr = await ssh.listen(config.ssh.listen);
+      const sshAddr = formatListen({ host: addr.address, port: addr.port });
+      await store.audit.append(draft('server.start', 'system', { version: VERSION, ssh: sshAddr, web: formatListen(config.web.listen) }));
       await mirror.flush();
-      return { ssh };
+      return { ssh: sshAddr };
     },
     async stop(reason) {
+      await ssh.close('server_shutdown');
       await store.audit.append(draft('server.stop', 'system', { signal: reason }));
       await mirror?.stop();
       store.close();

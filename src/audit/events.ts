@@ -8,6 +8,10 @@ export type Role = (typeof ROLES)[number];
 export const RIGHTS = ['shell', 'exec', 'sftp', 'forward'] as const;
 export type Right = (typeof RIGHTS)[number];
 
+export type AuthFailureReason =
+  | 'unknown_key' | 'key_user_mismatch' | 'weak_signature' | 'bad_signature' | 'user_disabled' | 'locked' | 'no_totp'
+  | 'wrong_code' | 'bad_code_format' | 'replayed_code' | 'too_many_attempts' | 'grace_timeout';
+
 export type GrantWho = { kind: 'user'; name: string } | { kind: 'group'; name: string };
 export type GrantWhere = { kind: 'host'; name: string } | { kind: 'host-group'; name: string } | { kind: 'all' };
 
@@ -38,6 +42,15 @@ export interface AuditPayloads {
   };
   'admin.grant.remove': { grant: number; who: GrantWho; where: GrantWhere };
   'server.start': { version: string; ssh: string; web: string };
+  'auth.success': { user: string; key: string; source: string; method: 'publickey+totp' | 'publickey+grace' };
+  'auth.failure': { user: string; source: string; reason: AuthFailureReason; key?: string };
+  'auth.locked': { user: string; source: string; until: string };
+  'access.denied': { user: string; source: string; host: string; login: string; action: string; reason: string; session?: string };
+  'host.key_mismatch': { host: string; expected: string | null; presented: string; user: string; session: string };
+  'target.connect_failed': { host: string; login: string; user: string; session: string; error: string };
+  'session.start': { session: string; user: string; source: string; key: string };
+  'session.channel': { session: string; user: string; channel: number; kind: string; host: string; login: string; command: string | null; grant: number };
+  'session.end': { session: string; user: string; reason: string; durationMs: number; bytesUp: number; bytesDown: number };
   'server.stop': { signal: string };
 }
 
@@ -111,6 +124,15 @@ export function describe(ev: AuditDraft): string {
     case 'admin.grant.remove': return `removed grant #${ev.data.grant}: ${whoText(ev.data.who)} → ${whereText(ev.data.where)}`;
     case 'server.start': return `server started (ssh ${ev.data.ssh}, web ${ev.data.web})`;
     case 'server.stop': return `server stopped (${ev.data.signal})`;
+    case 'auth.success': return `${ev.data.user} logged in from ${ev.data.source} (${ev.data.method}, ${ev.data.key})`;
+    case 'auth.failure': return `login of ${ev.data.user || '?'} from ${ev.data.source} refused: ${ev.data.reason}`;
+    case 'auth.locked': return `user ${ev.data.user} locked until ${ev.data.until} after repeated failures`;
+    case 'access.denied': return `${ev.data.user} denied ${ev.data.action} as ${ev.data.login}@${ev.data.host}: ${ev.data.reason}`;
+    case 'host.key_mismatch': return `host ${ev.data.host} presented ${ev.data.presented}, pinned ${ev.data.expected ?? 'nothing'}: refused`;
+    case 'target.connect_failed': return `${ev.data.user} could not reach ${ev.data.login}@${ev.data.host}: ${ev.data.error}`;
+    case 'session.start': return `session ${ev.data.session} of ${ev.data.user} from ${ev.data.source} started`;
+    case 'session.channel': return `session ${ev.data.session} channel ${ev.data.channel}: ${ev.data.kind} as ${ev.data.login}@${ev.data.host}${ev.data.command ? ` ${JSON.stringify(ev.data.command)}` : ''}`;
+    case 'session.end': return `session ${ev.data.session} of ${ev.data.user} ended (${ev.data.reason}), ${ev.data.bytesUp} B up, ${ev.data.bytesDown} B down`;
     default: { const never: never = ev; return String((never as { type: string }).type); }
   }
 }

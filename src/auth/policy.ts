@@ -108,7 +108,30 @@ export function authorize(req: AccessRequest, grants: readonly GrantRecord[], no
     minted.add(grant);
     return { allow: true, grant, explanation: why };
   }
-  if (expired) return deny('grant_expired', `the grant giving ${user.name} ${login}@${host.name} has expired`, why);
+  // A live grant for the login outranks an expired one in the explanation: it is what applies now.
   if (loginOk) return deny('right_not_granted', `${user.name} may log in to ${host.name} as ${login} but not use ${action}`, why);
+  if (expired) return deny('grant_expired', `the grant giving ${user.name} ${login}@${host.name} has expired`, why);
   return deny('login_not_granted', `${user.name} may not log in to ${host.name} as ${login}`, why);
+}
+
+export interface Reachable {
+  host: HostRecord;
+  login: string;
+  grantId: number;
+}
+
+/**
+ * Every host/login pair the user may open with `action` now, for the menu and known-hosts. Uses
+ * authorize() for each candidate, so it can never disagree with the decision at connect time.
+ */
+export function reachableTargets(user: UserRecord, hosts: readonly HostRecord[], grants: readonly GrantRecord[], action: Action, now: number): Reachable[] {
+  const logins = [...new Set(grants.flatMap((g) => g.logins))].sort();
+  const out: Reachable[] = [];
+  for (const host of [...hosts].sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const login of logins) {
+      const d = authorize({ user, host, login, action }, grants, now);
+      if (d.allow) out.push({ host, login, grantId: d.grant.grantId });
+    }
+  }
+  return out;
 }

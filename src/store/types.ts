@@ -103,7 +103,12 @@ export interface ChannelRecord {
   channel: number;
   kind: string;
   command: string | null;
+  host: string | null;
+  login: string | null;
   pty: boolean;
+  stdinBytes: number;
+  stdoutBytes: number;
+  stderrBytes: number;
   startedAt: number;
   endedAt: number | null;
   exitStatus: number | null;
@@ -177,7 +182,22 @@ export interface Store {
     list(): Promise<GrantRecord[]>;
     remove(id: number, meta: ChangeMeta): Promise<void>;
   };
+  readonly lockout: {
+    /** Epoch ms until which the user is locked, or null. */
+    lockedUntil(userId: number, now: number): Promise<number | null>;
+    /** Count a failure; locks the user when `failures` happened within `windowMs`. Returns the lock end, if locked now. */
+    recordFailure(userId: number, now: number, policy: { failures: number; windowMs: number; durationMs: number }): Promise<number | null>;
+    clear(userId: number): Promise<void>;
+    unlock(user: string, meta: ChangeMeta): Promise<void>;
+  };
   readonly sessions: {
+    open(s: { id: string; user: string; keyFingerprint: string; sourceAddr: string; mode: string }): Promise<void>;
+    setTarget(id: string, host: string, login: string, grantId: number): Promise<void>;
+    close(id: string, reason: string, bytesUp: number, bytesDown: number): Promise<SessionRecord | null>;
+    /** Close every session a previous run left open (crash): returns their ids. */
+    closeInterrupted(): Promise<string[]>;
+    openChannel(c: { sessionId: string; channel: number; kind: string; command: string | null; pty: boolean; host: string; login: string }): Promise<void>;
+    closeChannel(c: { sessionId: string; channel: number; exitStatus: number | null; exitSignal: string | null; stdinBytes: number; stdoutBytes: number; stderrBytes: number }): Promise<void>;
     list(filter: SessionFilter): Promise<SessionRecord[]>;
     get(id: string): Promise<SessionRecord | null>;
     channels(id: string): Promise<ChannelRecord[]>;

@@ -180,6 +180,14 @@ export const commands: Command[] = [
     },
   },
   {
+    names: ['user', 'unlock'], args: 'NAME', summary: 'clear the lockout and failed-login count of a user', positionals: { min: 1, max: 1 },
+    async handler(ctx, _v, [name]) {
+      const { store } = await ctx.open();
+      await store.lockout.unlock(name!, { actor: ctx.actor });
+      return { text: `cleared the lockout of ${name}` };
+    },
+  },
+  {
     names: ['user', 'password'], args: 'NAME', summary: 'set the web UI password, read from stdin (no echo on a terminal)', positionals: { min: 1, max: 1 },
     async handler(ctx, _v, [name]) {
       const { store } = await ctx.open();

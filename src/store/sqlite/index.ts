@@ -6,6 +6,7 @@ import { groupsTable } from './groups.js';
 import { grantsTable } from './grants.js';
 import { hostsTable } from './hosts.js';
 import { keysTable } from './keys.js';
+import { lockoutTable } from './lockout.js';
 import { metaTable } from './meta.js';
 import { sessionsTable } from './sessions.js';
 import { totpTable } from './totp.js';
@@ -22,6 +23,7 @@ export function createSqliteStore(file: string, clock: Clock): Store {
     groups: groupsTable(ctx),
     hosts: hostsTable(ctx),
     grants: grantsTable(ctx),
+    lockout: lockoutTable(ctx),
     sessions: sessionsTable(ctx),
     audit: auditTable(ctx),
     meta: metaTable(ctx),

@@ -174,4 +174,20 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   ) STRICT;
   `,
+  // 2: the operator's path: lockout counters that survive a restart; per-channel targets
+  `
+  CREATE TABLE auth_failures (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    ts      INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX auth_failures_user ON auth_failures(user_id, ts);
+
+  CREATE TABLE user_locks (
+    user_id      INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    locked_until INTEGER NOT NULL
+  ) STRICT;
+
+  ALTER TABLE channels ADD COLUMN host_name TEXT;
+  ALTER TABLE channels ADD COLUMN login TEXT;
+  `,
 ];

@@ -24,8 +24,40 @@ const toRecord = (r: SessionRow): SessionRecord => ({
 });
 
 export function sessionsTable(ctx: Ctx): Store['sessions'] {
-  const { db } = ctx;
+  const { db, clock } = ctx;
   return {
+    async open(s) {
+      db.prepare('INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, clock.now());
+    },
+    async setTarget(id, host, login, grantId) {
+      // The first target a connection reaches names the session; later channels are in the channels table.
+      db.prepare('UPDATE sessions SET host_name = ?, login = ?, grant_id = ? WHERE id = ? AND host_name IS NULL').run(host, login, grantId, id);
+    },
+    async close(id, reason, bytesUp, bytesDown) {
+      db.prepare('UPDATE sessions SET ended_at = ?, end_reason = ?, bytes_up = ?, bytes_down = ? WHERE id = ? AND ended_at IS NULL')
+        .run(clock.now(), reason, bytesUp, bytesDown, id);
+      const r = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?').get(id);
+      return r ? toRecord(r) : null;
+    },
+    async closeInterrupted() {
+      return db.transaction(() => {
+        const ids = db.prepare<[], { id: string }>('SELECT id FROM sessions WHERE ended_at IS NULL').all().map((r) => r.id);
+        const now = clock.now();
+        db.prepare("UPDATE channels SET ended_at = ? WHERE ended_at IS NULL").run(now);
+        db.prepare("UPDATE sessions SET ended_at = ?, end_reason = 'interrupted' WHERE ended_at IS NULL").run(now);
+        return ids;
+      }).immediate();
+    },
+    async openChannel(c) {
+      db.prepare('INSERT INTO channels (session_id, channel, kind, command, pty, host_name, login, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(c.sessionId, c.channel, c.kind, c.command, c.pty ? 1 : 0, c.host, c.login, clock.now());
+    },
+    async closeChannel(c) {
+      db.prepare(`UPDATE channels SET ended_at = ?, exit_status = ?, exit_signal = ?, stdin_bytes = ?, stdout_bytes = ?, stderr_bytes = ?
+        WHERE session_id = ? AND channel = ?`)
+        .run(clock.now(), c.exitStatus, c.exitSignal, c.stdinBytes, c.stdoutBytes, c.stderrBytes, c.sessionId, c.channel);
+    },
     async list(f) {
       const where: string[] = [];
       const args: (string | number)[] = [];
@@ -43,12 +75,14 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
     async channels(id) {
       return db
         .prepare<[string], {
-          session_id: string; channel: number; kind: string; command: string | null; pty: number;
+          session_id: string; channel: number; kind: string; command: string | null; pty: number; host_name: string | null; login: string | null;
           started_at: number; ended_at: number | null; exit_status: number | null; exit_signal: string | null;
+          stdin_bytes: number; stdout_bytes: number; stderr_bytes: number;
         }>('SELECT * FROM channels WHERE session_id = ? ORDER BY channel')
         .all(id)
         .map((r): ChannelRecord => ({
           sessionId: r.session_id, channel: r.channel, kind: r.kind, command: r.command, pty: r.pty === 1,
+          host: r.host_name, login: r.login, stdinBytes: r.stdin_bytes, stdoutBytes: r.stdout_bytes, stderrBytes: r.stderr_bytes,
           startedAt: r.started_at, endedAt: r.ended_at, exitStatus: r.exit_status, exitSignal: r.exit_signal,
         }));
     },

@@ -1,0 +1,147 @@
+import ssh2 from 'ssh2';
+import type { AuthContext } from 'ssh2';
+import { draft, type AuthFailureReason } from '../audit/events.js';
+import type { Config } from '../config/schema.js';
+import { open } from '../datadir/seal.js';
+import { isoTime, type Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import type { Store } from '../store/types.js';
+import { fingerprintOf } from './sshkey.js';
+import type { AddressThrottle, MfaGrace } from './throttle.js';
+import { checkCode } from './totp.js';
+
+/**
+ * Two factors on every connection: the public key first (a query gets PK_OK, a signature is
+ * verified against the stored key), answered with partial success that leaves only
+ * keyboard-interactive; then one TOTP prompt. ssh2 enforces neither an attempt limit nor any of
+ * this ordering: it is all here.
+ */
+export const MAX_AUTH_ATTEMPTS = 6;
+export const TOTP_PROMPT = 'Verification code: ';
+
+export interface Identity {
+  user: string;
+  userId: number;
+  fingerprint: string;
+}
+
+export interface AuthDeps {
+  store: Store;
+  clock: Clock;
+  config: Config;
+  masterKey: Buffer;
+  log: Logger;
+  throttle: AddressThrottle;
+  grace: MfaGrace;
+}
+
+/** Per-connection authentication state machine; `identity` is set once both factors passed. */
+export class ConnectionAuth {
+  attempts = 0;
+  identity: Identity | null = null;
+  private factor1: Identity | null = null;
+  /** Set when the connection must be closed (too many attempts). */
+  onGiveUp: () => void = () => undefined;
+
+  constructor(private readonly deps: AuthDeps, private readonly source: string) {}
+
+  handle(ctx: AuthContext): void {
+    this.step(ctx).catch((err: unknown) => {
+      this.deps.log.error({ err, source: this.source }, 'authentication error');
+      ctx.reject();
+    });
+  }
+
+  private async fail(ctx: AuthContext, user: string, reason: AuthFailureReason, methods: string[], partial = false, key?: string): Promise<void> {
+    const { store, throttle } = this.deps;
+    await store.audit.append(draft('auth.failure', 'system', { user, source: this.source, reason, ...(key ? { key } : {}) }));
+    const delay = throttle.failure(this.source);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    ctx.reject(methods as never, partial);
+  }
+
+  private async step(ctx: AuthContext): Promise<void> {
+    const { store } = this.deps;
+    if (++this.attempts > MAX_AUTH_ATTEMPTS) {
+      await store.audit.append(draft('auth.failure', 'system', { user: ctx.username, source: this.source, reason: 'too_many_attempts' }));
+      ctx.reject();
+      this.onGiveUp();
+      return;
+    }
+    if (ctx.method === 'publickey') return this.publicKey(ctx);
+    if (ctx.method === 'keyboard-interactive' && this.factor1 && this.factor1.user === ctx.username) return this.totp(ctx, this.factor1);
+    // "none" probes and anything else: say what we accept, without counting a failure.
+    ctx.reject(this.factor1 ? ['keyboard-interactive'] : ['publickey'], this.factor1 !== null);
+  }
+
+  private async publicKey(ctx: AuthContext & { method: 'publickey' }): Promise<void> {
+    const { store, clock, grace, config } = this.deps;
+    const fp = fingerprintOf(ctx.key.data);
+    // SHA-1 RSA signatures and DSA are refused whatever key is stored.
+    if (ctx.key.algo === 'ssh-dss' || (ctx.signature && ctx.hashAlgo === 'sha1') || ctx.key.algo === 'ssh-rsa' && ctx.signature && !ctx.hashAlgo) {
+      return this.fail(ctx, ctx.username, 'weak_signature', ['publickey'], false, fp);
+    }
+    const key = await store.keys.byFingerprint(fp);
+    if (!key) return this.fail(ctx, ctx.username, 'unknown_key', ['publickey'], false, fp);
+    if (key.user !== ctx.username) return this.fail(ctx, ctx.username, 'key_user_mismatch', ['publickey'], false, fp);
+    const user = await store.users.get(key.user);
+    if (!user) return this.fail(ctx, ctx.username, 'unknown_key', ['publickey'], false, fp);
+    if (user.disabled) return this.fail(ctx, user.name, 'user_disabled', ['publickey'], false, fp);
+    if ((await store.lockout.lockedUntil(user.id, clock.now())) !== null) return this.fail(ctx, user.name, 'locked', ['publickey'], false, fp);
+
+    if (!ctx.signature || !ctx.blob) {
+      ctx.accept(); // PK_OK: "this key would do"; proves nothing yet
+      return;
+    }
+    const parsed = ssh2.utils.parseKey(key.publicKey);
+    const pub = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!pub || pub instanceof Error || pub.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) {
+      return this.fail(ctx, user.name, 'bad_signature', ['publickey'], false, fp);
+    }
+    this.factor1 = { user: user.name, userId: user.id, fingerprint: fp };
+    if (config.auth.mfaGrace > 0 && grace.trusts(user.name, fp, this.source)) {
+      return this.succeed(ctx, this.factor1, 'publickey+grace');
+    }
+    ctx.reject(['keyboard-interactive'], true);
+  }
+
+  private async totp(ctx: AuthContext & { method: 'keyboard-interactive' }, who: Identity): Promise<void> {
+    const { store, clock, masterKey, config } = this.deps;
+    const rec = await store.totp.get(who.user);
+    if (!rec) {
+      // Said through the keyboard-interactive instruction: the only text OpenSSH shows before auth ends.
+      await new Promise<void>((resolve) => ctx.prompt([], '', `gatehouse: no TOTP is enrolled for ${who.user}: ask an admin to enrol you (gatehouse user totp enroll ${who.user}).`, () => resolve()));
+      return this.fail(ctx, who.user, 'no_totp', ['keyboard-interactive'], true, who.fingerprint);
+    }
+    const answers = await new Promise<string[] | Error>((resolve) =>
+      ctx.prompt([{ prompt: TOTP_PROMPT, echo: false }], '', '', (a) => resolve(a as string[] | Error)));
+    if (answers instanceof Error) return; // the client started another method; ssh2 already moved on
+    const code = String(answers[0] ?? '').trim();
+    const now = clock.now();
+    const secret = open(masterKey, rec.sealedSecret, `totp:user:${rec.userId}`).toString('utf8');
+    const check = checkCode(secret, code, now, null);
+    let reason: AuthFailureReason | null = null;
+    if (!check.ok) reason = check.reason === 'bad_format' ? 'bad_code_format' : 'wrong_code';
+    else if ((rec.lastStep !== null && check.step <= rec.lastStep) || !(await store.totp.claimStep(rec.userId, check.step))) reason = 'replayed_code';
+    if (reason !== null) {
+      const lock = await store.lockout.recordFailure(who.userId, now, {
+        failures: config.auth.lockout.failures, windowMs: config.auth.lockout.window, durationMs: config.auth.lockout.duration,
+      });
+      if (lock !== null) {
+        await store.audit.append(draft('auth.locked', 'system', { user: who.user, source: this.source, until: isoTime(lock) }));
+        return this.fail(ctx, who.user, reason, ['publickey'], false, who.fingerprint);
+      }
+      return this.fail(ctx, who.user, reason, ['keyboard-interactive'], true, who.fingerprint);
+    }
+    await store.lockout.clear(who.userId);
+    this.deps.grace.remember(who.user, who.fingerprint, this.source);
+    return this.succeed(ctx, who, 'publickey+totp');
+  }
+
+  private async succeed(ctx: AuthContext, who: Identity, method: 'publickey+totp' | 'publickey+grace'): Promise<void> {
+    await this.deps.store.audit.append(draft('auth.success', 'system', { user: who.user, key: who.fingerprint, source: this.source, method }));
+    this.deps.throttle.success(this.source);
+    this.identity = who;
+    ctx.accept();
+  }
+}

@@ -1,0 +1,202 @@
+import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import { draft } from '../audit/events.js';
+import { authorize, reachableTargets, type Action, type Grant } from '../auth/policy.js';
+import type { Logger } from '../shared/logger.js';
+import type { Clock } from '../shared/clock.js';
+import type { Store } from '../store/types.js';
+import { DialFailure } from './dialer.js';
+import type { LiveConnection } from './live.js';
+import { runMenu } from './menu.js';
+import { fanOut, relayChannel, type ChannelObserver, type ExitInfo } from './relay.js';
+import { findHost, parseTarget, type TargetRequest } from './target.js';
+
+/**
+ * A session channel from the operator: gather pty/env, then on shell/exec/subsystem choose the
+ * target, authorize, dial, and relay. Requests are handled from an explicit allowlist; anything
+ * else (agent forwarding, X11, unknown) is refused.
+ */
+export interface ChannelDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  /** Observers for each relayed channel (recording plugs in here). */
+  observers: (ctx: ChannelContext) => ChannelObserver[];
+}
+
+export interface ChannelContext {
+  live: LiveConnection;
+  channel: number;
+  kind: 'shell' | 'exec' | 'subsystem';
+  command: string | null;
+  host: string;
+  login: string;
+  pty: PseudoTtyInfo | null;
+}
+
+const ENV_ALLOWED = /^(TERM|LANG|LC_[A-Z_]+)$/;
+
+type Kind = ChannelContext['kind'];
+
+export function handleSessionChannel(session: Session, live: LiveConnection, deps: ChannelDeps): void {
+  let pty: PseudoTtyInfo | null = null;
+  const env: Record<string, string> = {};
+  let up: ClientChannel | null = null;
+  let obs: Required<ChannelObserver> | null = null;
+
+  session.on('pty', (accept, _reject, info) => { pty = info; accept?.(); });
+  session.on('env', (accept, reject, info) => {
+    if (ENV_ALLOWED.test(info.key)) { env[info.key] = info.val; accept?.(); } else reject?.();
+  });
+  session.on('window-change', (accept, _reject, info) => {
+    if (pty) Object.assign(pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
+    up?.setWindow(info.rows, info.cols, info.height, info.width);
+    obs?.onResize(info.cols, info.rows);
+    accept?.();
+  });
+  session.on('signal', (accept, _reject, info) => { up?.signal(info.name); accept?.(); });
+  session.on('auth-agent', (_accept, reject) => reject?.());
+  session.on('x11', (_accept, reject) => reject?.());
+
+  // Accept synchronously: ssh2 drops data that arrives before accept() and refuses accept() once
+  // the client has sent EOF, which OpenSSH does right after exec for `ssh -n` or empty stdin.
+  const begin = (kind: Kind, arg: string | null) => (accept: () => ServerChannel | undefined) => {
+    const down = accept();
+    if (!down) return;
+    down.on('error', () => undefined);
+    down.stderr.on('error', () => undefined);
+    start(kind, down, arg).catch((err: unknown) => {
+      deps.log.error({ err, session: live.id }, 'channel failed');
+      refuse(down, pty !== null, 'internal error; the administrators can find it in the log', 1);
+    });
+  };
+  session.on('shell', (accept) => begin('shell', null)(accept));
+  session.on('exec', (accept, _reject, info) => begin('exec', info.command)(accept));
+  session.on('subsystem', (accept, _reject, info) => begin('subsystem', info.name)(accept));
+
+  async function start(kind: Kind, down: ServerChannel, arg: string | null): Promise<void> {
+    let target: TargetRequest;
+    if (kind === 'exec') {
+      const parsed = parseTarget(arg ?? '');
+      if (!parsed.ok) return refuse(down, pty !== null, parsed.message, 1);
+      target = parsed.target;
+    } else if (kind === 'shell') {
+      const chosen = await chooseFromMenu(down);
+      if (!chosen) return;
+      target = chosen;
+    } else {
+      return refuse(down, false, `subsystem "${arg}" needs a target: use ssh -J (ProxyJump) for sftp`, 1);
+    }
+    const action: Action = target.command === null ? 'shell' : 'exec';
+    const grant = await authorizeTarget(down, target, action);
+    if (!grant) return;
+
+    let client;
+    try {
+      client = await live.upstream(grant);
+    } catch (err) {
+      return dialFailed(down, grant, err);
+    }
+    const opts = { env: Object.keys(env).length ? env : undefined, pty: pty ?? undefined } as const;
+    up = await new Promise<ClientChannel>((resolve, reject) => {
+      const cb = (err: Error | undefined, ch: ClientChannel) => (err ? reject(err) : resolve(ch));
+      if (target.command === null) client.shell(pty ?? false, { env: opts.env } as never, cb);
+      else client.exec(target.command, opts as never, cb);
+    }).catch((err: Error) => {
+      refuse(down, pty !== null, `the target refused the session: ${err.message}`, 1);
+      return null;
+    });
+    if (!up) return;
+
+    const channel = live.channelNumber();
+    const cctx: ChannelContext = { live, channel, kind: target.command === null ? 'shell' : 'exec', command: target.command, host: grant.host, login: grant.login, pty };
+    await live.ready;
+    await deps.store.sessions.setTarget(live.id, grant.host, grant.login, grant.grantId);
+    await deps.store.sessions.openChannel({ sessionId: live.id, channel, kind: cctx.kind, command: target.command, pty: pty !== null, host: grant.host, login: grant.login });
+    await deps.store.audit.append(draft('session.channel', 'system', {
+      session: live.id, user: live.identity.user, channel, kind: cctx.kind, host: grant.host, login: grant.login, command: target.command, grant: grant.grantId,
+    }));
+
+    const counts = { stdin: 0, stdout: 0, stderr: 0 };
+    const accounting: ChannelObserver = {
+      onInput: (d) => { counts.stdin += d.length; live.bytesUp += d.length; },
+      onOutput: (d, s) => { counts[s] += d.length; live.bytesDown += d.length; },
+    };
+    obs = fanOut([accounting, ...deps.observers(cctx)], (err) => deps.log.error({ err, session: live.id }, 'observer failed'));
+    const upCh = up;
+    const unregister = live.onClose(() => upCh.close());
+    const exit: ExitInfo = await relayChannel(down, upCh, obs);
+    unregister();
+    await deps.store.sessions.closeChannel({
+      sessionId: live.id, channel, exitStatus: exit.code, exitSignal: exit.signal, stdinBytes: counts.stdin, stdoutBytes: counts.stdout, stderrBytes: counts.stderr,
+    });
+  }
+
+  async function authorizeTarget(down: ServerChannel, target: TargetRequest, action: Action): Promise<Grant | null> {
+    const { store, clock } = deps;
+    const denied = async (reason: string, message: string) => {
+      await store.audit.append(draft('access.denied', 'system', {
+        user: live.identity.user, source: live.source, host: target.host, login: target.login, action, reason, session: live.id,
+      }));
+      refuse(down, pty !== null, message, 1);
+      return null;
+    };
+    const user = await store.users.get(live.identity.user);
+    if (!user) return denied('user_removed', 'access denied: your account no longer exists');
+    const host = findHost(await store.hosts.list(), target.host);
+    if (!host) return denied('unknown_host', `unknown host "${target.host}"`);
+    const d = authorize({ user, host, login: target.login, action }, await store.grants.list(), clock.now());
+    if (!d.allow) return denied(d.reason, `access denied: ${d.message}`);
+    return d.grant;
+  }
+
+  async function dialFailed(down: ServerChannel, grant: Grant, err: unknown): Promise<void> {
+    const { store } = deps;
+    if (err instanceof DialFailure && err.detail.kind === 'host_key_mismatch') {
+      await store.audit.append(draft('host.key_mismatch', 'system', {
+        host: grant.host, expected: err.detail.expected, presented: err.detail.presented, user: live.identity.user, session: live.id,
+      }));
+      return refuse(down, pty !== null, `host key of ${grant.host} changed, ask an admin`, 1);
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    await store.audit.append(draft('target.connect_failed', 'system', { host: grant.host, login: grant.login, user: live.identity.user, session: live.id, error: message }));
+    refuse(down, pty !== null, err instanceof DialFailure && err.detail.kind === 'not_pinned' ? message : `cannot reach ${grant.host}: ${message}`, 1);
+  }
+
+  async function chooseFromMenu(down: ServerChannel): Promise<TargetRequest | null> {
+    const { store, clock } = deps;
+    const user = await store.users.get(live.identity.user);
+    const targets = user ? reachableTargets(user, await store.hosts.list(), await store.grants.list(), 'shell', clock.now()) : [];
+    if (targets.length === 0) {
+      refuse(down, pty !== null, 'no host is granted to you yet; ask an admin', 1);
+      return null;
+    }
+    if (!pty) {
+      const list = targets.map((t) => `  ${t.login}@${t.host.name}`).join('\n');
+      refuse(down, false, `choose a target: ssh -t … ${live.identity.user}@bastion LOGIN@HOST\nyou may reach:\n${list}`, 1);
+      return null;
+    }
+    const currentPty = pty as PseudoTtyInfo;
+    const idx = await runMenu(down, live.identity.user, targets.map((t) => ({ label: `${t.login}@${t.host.name}`, detail: `${t.host.address}:${t.host.port}` })), () => currentPty.rows);
+    if (idx === null) {
+      down.exit(0);
+      down.end();
+      return null;
+    }
+    const t = targets[idx]!;
+    down.write(`connecting to ${t.login}@${t.host.name}…\r\n`);
+    return { login: t.login, host: t.host.name, command: null };
+  }
+}
+
+/** End a channel with one line for the operator and an exit status. */
+export function refuse(down: ServerChannel, tty: boolean, message: string, status: number): void {
+  const nl = tty ? '\r\n' : '\n';
+  const text = `gatehouse: ${message.split('\n').join(nl)}${nl}`;
+  try {
+    down.stderr.write(text, () => {
+      try { down.exit(status); down.end(); } catch { /* already closed */ }
+    });
+  } catch {
+    /* channel already closed */
+  }
+}

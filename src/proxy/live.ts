@@ -1,0 +1,58 @@
+import type { Client } from 'ssh2';
+import type { Identity } from '../auth/authenticator.js';
+import type { Grant } from '../auth/policy.js';
+import { dial } from './dialer.js';
+
+/**
+ * One authenticated operator connection: who, from where, the target connections it opened (one
+ * per login@host, shared by its channels, so ControlMaster multiplexing costs one upstream), and
+ * the byte counts for the session row.
+ */
+export class LiveConnection {
+  bytesUp = 0;
+  bytesDown = 0;
+  /** Resolves once the session row exists. */
+  ready: Promise<void> = Promise.resolve();
+  private nextChannel = 0;
+  private readonly upstreams = new Map<string, Promise<Client>>();
+  private readonly closers = new Set<() => void>();
+
+  constructor(
+    readonly id: string,
+    readonly identity: Identity,
+    readonly source: string,
+    readonly startedAt: number,
+    private readonly clientKey: Buffer,
+  ) {}
+
+  channelNumber(): number {
+    return this.nextChannel++;
+  }
+
+  upstream(grant: Grant): Promise<Client> {
+    const key = `${grant.login}@${grant.host}`;
+    let p = this.upstreams.get(key);
+    if (!p) {
+      p = dial(grant, { clientKey: this.clientKey });
+      this.upstreams.set(key, p);
+      p.then((c) => {
+        c.on('close', () => this.upstreams.delete(key));
+        c.on('error', () => undefined);
+      }, () => this.upstreams.delete(key));
+    }
+    return p;
+  }
+
+  /** Something to run when the connection ends (close a channel, end a relay). */
+  onClose(fn: () => void): () => void {
+    this.closers.add(fn);
+    return () => this.closers.delete(fn);
+  }
+
+  closeUpstreams(): void {
+    for (const fn of this.closers) fn();
+    this.closers.clear();
+    for (const p of this.upstreams.values()) p.then((c) => c.end(), () => undefined);
+    this.upstreams.clear();
+  }
+}

@@ -1,0 +1,100 @@
+import type { ClientChannel, ServerChannel } from 'ssh2';
+
+/**
+ * The relay moves bytes between the operator's channel (down) and the target's (up) and tells
+ * observers what passed; it knows nothing about recording or accounting. Rules it follows (see
+ * shared/notes/ssh2.md Q2):
+ *  - backpressure end to end: pipe() only, so ssh2's window bounds memory on both hops;
+ *  - stdout and stderr stay apart and in order per stream;
+ *  - the operator's EOF reaches the target as EOF (half-close), not as a close;
+ *  - the channel finishes in order: target closed, stdout and stderr drained, then exit status,
+ *    then EOF/CLOSE — a plain up.pipe(down) would send EOF+CLOSE first and lose the exit status.
+ */
+export interface ExitInfo {
+  code: number | null;
+  /** Signal name without "SIG", as in the SSH exit-signal message. */
+  signal: string | null;
+  coreDumped: boolean;
+  description: string;
+}
+
+export interface ChannelObserver {
+  onOutput?(data: Buffer, stream: 'stdout' | 'stderr'): void;
+  onInput?(data: Buffer): void;
+  onResize?(cols: number, rows: number): void;
+  onEnd?(exit: ExitInfo, reason: 'target_closed' | 'client_closed'): void;
+}
+
+/** Fan one event out to every observer; an observer's exception must not break the session. */
+export function fanOut(observers: ChannelObserver[], onError: (err: unknown) => void): Required<ChannelObserver> {
+  const call = <K extends keyof ChannelObserver>(k: K, ...args: Parameters<NonNullable<ChannelObserver[K]>>) => {
+    for (const o of observers) {
+      const fn = o[k] as ((...a: unknown[]) => void) | undefined;
+      if (!fn) continue;
+      try { fn.apply(o, args); } catch (err) { onError(err); }
+    }
+  };
+  return {
+    onOutput: (d, s) => call('onOutput', d, s),
+    onInput: (d) => call('onInput', d),
+    onResize: (c, r) => call('onResize', c, r),
+    onEnd: (e, r) => call('onEnd', e, r),
+  };
+}
+
+const writeDone = (w: NodeJS.WritableStream & { write(chunk: Buffer, cb: (err?: Error | null) => void): boolean }) =>
+  new Promise<void>((resolve) => w.write(Buffer.alloc(0), () => resolve()));
+
+export function relayChannel(down: ServerChannel, up: ClientChannel, obs: Required<ChannelObserver>): Promise<ExitInfo> {
+  return new Promise((resolve) => {
+    let exit: ExitInfo = { code: null, signal: null, coreDumped: false, description: '' };
+    let finished = false;
+    const ignore = () => undefined;
+    // Errors on either side end up as a close; every stream needs a listener or node crashes.
+    down.on('error', ignore);
+    down.stderr.on('error', ignore);
+    up.on('error', ignore);
+    up.stderr.on('error', ignore);
+
+    // operator → target
+    down.on('data', (d: Buffer) => obs.onInput(d));
+    down.pipe(up);
+
+    // target → operator
+    up.on('data', (d: Buffer) => obs.onOutput(d, 'stdout'));
+    up.stderr.on('data', (d: Buffer) => obs.onOutput(d, 'stderr'));
+    up.pipe(down, { end: false });
+    up.stderr.pipe(down.stderr, { end: false });
+
+    up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+      exit = typeof code === 'number'
+        ? { code, signal: null, coreDumped: false, description: '' }
+        : { code: null, signal: (signal ?? 'KILL').replace(/^SIG/, ''), coreDumped: !!dump, description: desc ?? '' };
+    });
+
+    let upClosed = false;
+    let errEnded = false;
+    const finish = async (reason: 'target_closed' | 'client_closed') => {
+      if (finished) return;
+      finished = true;
+      if (reason === 'target_closed') {
+        // Both output streams are fully handed to ssh2 (and window-limited) before exit and close.
+        await Promise.all([writeDone(down as never), writeDone(down.stderr as never)]);
+        try {
+          if (exit.signal !== null) down.exit(exit.signal, exit.coreDumped, exit.description);
+          else if (exit.code !== null) down.exit(exit.code);
+        } catch { /* channel already gone */ }
+        down.end();
+      } else {
+        up.close();
+      }
+      obs.onEnd(exit, reason);
+      resolve(exit);
+    };
+    const maybeFinish = () => { if (upClosed && errEnded) void finish('target_closed'); };
+    up.on('close', () => { upClosed = true; maybeFinish(); });
+    up.stderr.on('end', () => { errEnded = true; maybeFinish(); });
+    up.stderr.on('close', () => { errEnded = true; maybeFinish(); });
+    down.on('close', () => { void finish('client_closed'); });
+  });
+}

@@ -1,0 +1,29 @@
+import type { HostRecord } from '../store/types.js';
+
+/** What the operator asked for in command mode: `ssh alice@bastion LOGIN@HOST [COMMAND…]`. */
+export interface TargetRequest {
+  login: string;
+  host: string;
+  /** The command exactly as typed after the target, or null for an interactive shell. */
+  command: string | null;
+}
+
+export type TargetParse = { ok: true; target: TargetRequest } | { ok: false; message: string };
+
+export function parseTarget(execCommand: string): TargetParse {
+  const m = /^\s*(\S+)(?:\s+([\s\S]*))?$/.exec(execCommand);
+  if (!m) return { ok: false, message: 'expected LOGIN@HOST [COMMAND]' };
+  const word = m[1]!;
+  const at = word.lastIndexOf('@');
+  if (at <= 0 || at === word.length - 1) return { ok: false, message: `"${word.slice(0, 80)}" is not LOGIN@HOST (usage: ssh -p PORT you@bastion LOGIN@HOST [COMMAND])` };
+  const rest = m[2]?.trim() ? m[2] : null;
+  return { ok: true, target: { login: word.slice(0, at), host: word.slice(at + 1), command: rest ?? null } };
+}
+
+/** A host by name, or by address when exactly one host has it. */
+export function findHost(hosts: HostRecord[], nameOrAddress: string): HostRecord | null {
+  const byName = hosts.find((h) => h.name === nameOrAddress);
+  if (byName) return byName;
+  const byAddress = hosts.filter((h) => h.address === nameOrAddress);
+  return byAddress.length === 1 ? byAddress[0]! : null;
+}

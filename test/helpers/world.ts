@@ -1,0 +1,128 @@
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BIN, ghJson, ghOk, tempDir } from './cli.js';
+import { freePort, startProc, type Proc } from './proc.js';
+import { LOGIN, startSshd, type Sshd } from './sshd.js';
+
+/**
+ * An end-to-end world: a real sshd target, a gatehouse server (the real binary), an operator with
+ * an ed25519 key and enrolled TOTP, the target's host key pinned, and the stock OpenSSH client.
+ * TOTP codes are computed by oathtool, independently of gatehouse.
+ */
+export interface Operator {
+  name: string;
+  key: string;
+  secret: string;
+}
+
+export interface World {
+  data: string;
+  dir: string;
+  sshd: Sshd;
+  gatehouse: Proc;
+  port: number;
+  login: string;
+  knownHosts: string;
+  operator(name: string, opts?: { totp?: boolean; roles?: string[] }): Operator;
+  ssh(op: Operator, args: string[], opts?: SshOptions): Promise<SshResult>;
+  stop(): Promise<void>;
+}
+
+export interface SshOptions {
+  /** What the askpass program answers: "totp" (oathtool, default), or a fixed string. */
+  answer?: 'totp' | string;
+  input?: string;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  extra?: string[];
+}
+
+export interface SshResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+}
+
+export async function startWorld(opts: { config?: string } = {}): Promise<World> {
+  const dir = tempDir('gatehouse-e2e-');
+  const data = path.join(dir, 'data');
+  // The bastion's client key exists once the data dir does; the target trusts it.
+  const clientKey = ghOk(data, ['key', 'show']).trim();
+  const sshd = await startSshd([clientKey]);
+  ghOk(data, ['host', 'add', 'target1', '--address', '127.0.0.1', '--port', String(sshd.port), '--host-key', sshd.hostKey]);
+
+  const askpass = path.join(dir, 'askpass.sh');
+  fs.writeFileSync(askpass, [
+    '#!/bin/sh',
+    '# Answers the TOTP prompt the way an operator would, computing the code with oathtool.',
+    'echo "$1" >> "$GH_ASKPASS_LOG"',
+    'if [ "$GH_ANSWER" = "totp" ]; then exec oathtool --totp -b "$GH_TOTP_SECRET"; fi',
+    'printf "%s\\n" "$GH_ANSWER"', '',
+  ].join('\n'), { mode: 0o755 });
+
+  const port = await freePort();
+  const cfgArgs = opts.config ? ['--config', writeFile(dir, 'gatehouse.yaml', opts.config)] : [];
+  const gatehouse = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, ...cfgArgs], {
+    env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' },
+  });
+  await gatehouse.waitFor(/ssh on 127\.0\.0\.1:\d+/);
+  const hostPub = execFileSync('ssh-keygen', ['-y', '-f', path.join(data, 'ssh_host_ed25519_key')], { encoding: 'utf8' }).trim();
+  const knownHosts = writeFile(dir, 'known_hosts', `[127.0.0.1]:${port} ${hostPub}\n`);
+
+  const world: World = {
+    data, dir, sshd, gatehouse, port, login: LOGIN, knownHosts,
+    operator(name, o = {}) {
+      const keyFile = path.join(dir, `id_${name}`);
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile, '-C', name]);
+      ghOk(data, ['user', 'add', name, ...(o.roles ?? ['operator']).flatMap((r) => ['--role', r])]);
+      ghOk(data, ['user', 'key', 'add', name, `${keyFile}.pub`]);
+      const secret = o.totp === false ? '' : ghJson<{ secret: string }>(data, ['user', 'totp', 'enroll', name]).secret;
+      return { name, key: keyFile, secret };
+    },
+    ssh(op, args, o = {}) {
+      const log = path.join(dir, `askpass-${op.name}.log`);
+      const sshArgs = [
+        '-F', '/dev/null', '-p', String(port), '-i', op.key, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${knownHosts}`,
+        '-o', 'StrictHostKeyChecking=yes', '-o', 'PreferredAuthentications=publickey,keyboard-interactive',
+        '-o', 'NumberOfPasswordPrompts=1', '-o', 'ConnectTimeout=10', ...(o.extra ?? []),
+        `${op.name}@127.0.0.1`, ...args,
+      ];
+      return runSsh(sshArgs, {
+        ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0',
+        GH_ANSWER: o.answer ?? 'totp', GH_TOTP_SECRET: op.secret, GH_ASKPASS_LOG: log, ...o.env,
+      }, o.input, o.timeoutMs ?? 30_000);
+    },
+    async stop() {
+      await gatehouse.stop();
+      await sshd.stop();
+    },
+  };
+  return world;
+}
+
+function writeFile(dir: string, name: string, text: string): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+/** Run the stock ssh client with no terminal (setsid), bounded in time. */
+export function runSsh(args: string[], env: NodeJS.ProcessEnv, input: string | undefined, timeoutMs: number, cmd = 'ssh'): Promise<SshResult> {
+  return new Promise((resolve) => {
+    const child = spawn('setsid', ['-w', cmd, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    const timer = setTimeout(() => { if (child.pid) process.kill(child.pid, 'SIGKILL'); }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes });
+    });
+    child.stdin.on('error', () => undefined);
+    if (input !== undefined) child.stdin.end(input); else child.stdin.end();
+  });
+}
