@@ -9,6 +9,7 @@ import type { ListenAddress } from '../shared/units.js';
 import { SERVER_ALGORITHMS } from './algorithms.js';
 import { handleSessionChannel, type ChannelDeps } from './channels.js';
 import { LiveConnection } from './live.js';
+import { OPEN_FAILURE, rejectWith } from './reject.js';
 
 /**
  * The SSH listener. One connection's life, in order:
@@ -32,11 +33,13 @@ export interface SshServer {
 
 export const SSH_IDENT = 'gatehouse';
 
+function loadCryptoBinding(): { bindingAvailable: boolean } {
+  return createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean };
+}
+
 /** ssh2 falls back to pure-JS crypto, 6–7× slower, when its native binding did not build. */
-export function assertNativeCrypto(): void {
-  const require = createRequire(import.meta.url);
-  const { bindingAvailable } = require('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean };
-  if (!bindingAvailable) {
+export function assertNativeCrypto(binding: { bindingAvailable: boolean } = loadCryptoBinding()): void {
+  if (!binding.bindingAvailable) {
     throw new GatehouseError('GH_RUNTIME', "ssh2's native crypto binding is missing (it would run 6-7x slower)", {
       hint: 'install python3, make and g++, then run `npm rebuild ssh2` (its install script must be allowed: see allowScripts in package.json)',
     });
@@ -80,8 +83,8 @@ export function createSshServer(deps: SshServerDeps): SshServer {
       session.ready = opened;
       conn.on('session', (accept) => handleSessionChannel(accept(), session, deps));
       // Port forwarding arrives with ProxyJump support; until then it is refused, as are -R and streamlocal.
-      conn.on('tcpip', (_accept, reject) => reject());
-      conn.on('openssh.streamlocal', (_accept, reject) => reject());
+      conn.on('tcpip', (_accept, reject) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, 'port forwarding and ssh -J are not enabled on this gatehouse'));
+      conn.on('openssh.streamlocal', (_accept, reject) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, 'unix socket forwarding is refused'));
       conn.on('request', (_accept, reject) => reject?.());
       conn.on('close', () => {
         if (ended) return;

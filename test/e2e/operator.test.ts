@@ -181,6 +181,21 @@ describe.runIf(haveOpenSsh())('operator path: ssh → gatehouse → sshd', () =>
     }
   });
 
+  it('agent forwarding and port forwarding are refused', async () => {
+    const sock = path.join(w.dir, 'agent.sock');
+    const agent = execFileSync('ssh-agent', ['-a', sock, '-s'], { encoding: 'utf8' });
+    const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)![1]);
+    try {
+      const r = await w.ssh(alice, [target, 'echo "A=${SSH_AUTH_SOCK:-none}"'], { extra: ['-o', 'ForwardAgent=yes'], env: { SSH_AUTH_SOCK: sock } });
+      expect(r.stdout).toBe('A=none\n');
+    } finally {
+      process.kill(agentPid, 'SIGTERM');
+    }
+    const fwd = await w.ssh(alice, [], { extra: ['-W', `127.0.0.1:${w.sshd.port}`] });
+    expect(fwd.code).toBe(255);
+    expect(fwd.stderr).toMatch(/open failed: administratively prohibited: port forwarding/);
+  });
+
   it('without a pty and a command, the operator gets the list of targets and exit 1', async () => {
     const r = await w.ssh(alice, [], { input: '' });
     expect(r.code).toBe(1);

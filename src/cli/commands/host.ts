@@ -3,7 +3,10 @@ import { isoTime } from '../../shared/clock.js';
 import { invalid, notFound, usageError } from '../../shared/errors.js';
 import { checkName } from '../../shared/names.js';
 import type { HostRecord } from '../../store/types.js';
+import { fetchHostKey } from '../../proxy/hostkey.js';
+import { GatehouseError } from '../../shared/errors.js';
 import { str, strs, table, type Command } from '../command.js';
+import { confirm } from '../io.js';
 
 // A host name or an IP address (v4 or v6); no spaces, no shell or URL syntax.
 const ADDRESS_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?|[0-9a-fA-F:.]+)$/;
@@ -43,6 +46,36 @@ export const commands: Command[] = [
       }, { actor: ctx.actor });
       const pinned = key ? `, host key ${key.fingerprint} pinned` : `; pin its key before use: gatehouse host trust ${h.name}`;
       return { text: `added host ${h.name} (${h.address}:${h.port})${pinned}`, json: hostJson(h) };
+    },
+  },
+  {
+    names: ['host', 'trust'], args: 'NAME [--yes]', summary: 'connect to a host, show its key fingerprint and pin it',
+    help: 'Compare the fingerprint with one obtained out of band (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host).\n--yes pins without asking (required when stdin is not a terminal).',
+    options: { yes: { type: 'boolean' } }, positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [name]) {
+      const { store } = await ctx.open();
+      const h = await store.hosts.get(name!);
+      if (!h) throw notFound(`no host named "${name}"`, 'list hosts with: gatehouse host list');
+      let presented;
+      try {
+        presented = await fetchHostKey(h.address, h.port);
+      } catch (err) {
+        throw new GatehouseError('GH_RUNTIME', `cannot fetch the host key of ${h.name} (${h.address}:${h.port}): ${(err as Error).message}`, {
+          hint: 'check the address and port, and that sshd runs there',
+        });
+      }
+      const previous = h.hostKey ? parsePublicKey(h.hostKey).fingerprint : null;
+      if (previous === presented.fingerprint) return { text: `host ${h.name} already has ${presented.fingerprint} pinned` };
+      ctx.stderr.write(`${h.name} (${h.address}:${h.port}) presents ${presented.publicKey.split(' ')[0]} ${presented.fingerprint}\n`);
+      if (previous) ctx.stderr.write(`WARNING: the pinned key is ${previous}; pinning the new one replaces it\n`);
+      const yes = values.yes === true || (await confirm('Pin this key?', ctx.stdin, ctx.stderr));
+      if (!yes) {
+        throw new GatehouseError('GH_INVALID', 'host key not pinned', {
+          hint: `compare the fingerprint out of band, then run: gatehouse host trust ${h.name} --yes`,
+        });
+      }
+      await store.hosts.pinKey(h.name, presented.publicKey, presented.fingerprint, previous, { actor: ctx.actor });
+      return { text: `pinned ${presented.fingerprint} for host ${h.name}`, json: { host: h.name, fingerprint: presented.fingerprint, previous } };
     },
   },
   {
