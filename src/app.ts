@@ -11,6 +11,9 @@ import { AddressThrottle, MfaGrace } from './auth/throttle.js';
 import { createSshServer, type SshServer } from './proxy/server.js';
 import type { ChannelObserver } from './proxy/relay.js';
 import type { ChannelContext } from './proxy/channels.js';
+import { createRecorderFactory, signer } from './recorder/recorder.js';
+import { recoverRecordings } from './recorder/recovery.js';
+import { highResClock } from './shared/clock.js';
 
 export const VERSION = '0.1.0';
 
@@ -31,11 +34,12 @@ export interface Gatehouse {
 }
 
 /** Observers attached to every relayed channel (the recorder joins here). */
-export type ObserverFactory = (ctx: ChannelContext) => ChannelObserver[];
+export type ObserverFactory = (ctx: ChannelContext) => Promise<ChannelObserver[]>;
 
-export function createGatehouse(deps: Deps, observers: ObserverFactory = () => []): Gatehouse {
+export function createGatehouse(deps: Deps, observers?: ObserverFactory): Gatehouse {
   const { config, store, log, clock, dataDir } = deps;
   let mirror: AuditMirror | undefined;
+  observers ??= createRecorderFactory({ config, store, clock: highResClock, log, root: dataDir.paths.recordings, hostKey: dataDir.hostKey });
   const ssh = createSshServer({
     store, clock, config, log, ids: deps.ids, observers,
     hostKey: dataDir.hostKey, clientKey: dataDir.clientKey, masterKey: dataDir.masterKey,
@@ -45,6 +49,7 @@ export function createGatehouse(deps: Deps, observers: ObserverFactory = () => [
     ssh,
     async start() {
       mirror = await startAuditMirror(store, log);
+      await recoverRecordings(store, dataDir.paths.recordings, signer(dataDir.hostKey), log);
       const interrupted = await store.sessions.closeInterrupted();
       if (interrupted.length > 0) log.warn({ sessions: interrupted }, 'closed sessions left open by a previous run as interrupted');
       const addr = await ssh.listen(config.ssh.listen);

@@ -51,6 +51,10 @@ export interface AuditPayloads {
   'session.start': { session: string; user: string; source: string; key: string };
   'session.channel': { session: string; user: string; channel: number; kind: string; host: string; login: string; command: string | null; grant: number };
   'session.end': { session: string; user: string; reason: string; durationMs: number; bytesUp: number; bytesDown: number };
+  'recording.closed': { session: string; channel: number; user: string; file: string; state: string; size: number; sha256: string; seq: number };
+  'recording.failed': { session: string; channel: number; user: string; error: string; required: boolean; phase: 'open' | 'write' };
+  'recording.viewed': { session: string; sessionUser: string; how: 'play' | 'export' | 'web' };
+  'recording.recovered': { session: string; channel: number; file: string; state: string; cutBytes: number; size: number; sha256: string };
   'server.stop': { signal: string };
 }
 
@@ -132,6 +136,10 @@ export function describe(ev: AuditDraft): string {
     case 'target.connect_failed': return `${ev.data.user} could not reach ${ev.data.login}@${ev.data.host}: ${ev.data.error}`;
     case 'session.start': return `session ${ev.data.session} of ${ev.data.user} from ${ev.data.source} started`;
     case 'session.channel': return `session ${ev.data.session} channel ${ev.data.channel}: ${ev.data.kind} as ${ev.data.login}@${ev.data.host}${ev.data.command ? ` ${JSON.stringify(ev.data.command)}` : ''}`;
+    case 'recording.closed': return `recording ${ev.data.file} of session ${ev.data.session} closed (${ev.data.state}, ${ev.data.size} B, sha256 ${ev.data.sha256.slice(0, 16)}…)`;
+    case 'recording.failed': return `recording of session ${ev.data.session} channel ${ev.data.channel} failed (${ev.data.phase}): ${ev.data.error}${ev.data.required ? '; session refused/ended' : '; continued unrecorded (recording.required: false)'}`;
+    case 'recording.viewed': return `recording of session ${ev.data.session} (${ev.data.sessionUser}) viewed by ${ev.actor} (${ev.data.how})`;
+    case 'recording.recovered': return `recording ${ev.data.file} of interrupted session ${ev.data.session} recovered (${ev.data.cutBytes} partial bytes cut)`;
     case 'session.end': return `session ${ev.data.session} of ${ev.data.user} ended (${ev.data.reason}), ${ev.data.bytesUp} B up, ${ev.data.bytesDown} B down`;
     default: { const never: never = ev; return String((never as { type: string }).type); }
   }

@@ -77,6 +77,7 @@ export const configSchema = z.strictObject({
       input: z.boolean().default(false),
       required: z.boolean().default(true),
       execOutputLimit: size('64MiB'),
+      minFreeSpace: size('100MiB'),
     })
     .prefault({}),
   sessions: z

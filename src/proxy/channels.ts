@@ -5,6 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import type { Clock } from '../shared/clock.js';
 import type { Store } from '../store/types.js';
 import { DialFailure } from './dialer.js';
+import { StreamDigest } from './digest.js';
 import type { LiveConnection } from './live.js';
 import { runMenu } from './menu.js';
 import { fanOut, relayChannel, type ChannelObserver, type ExitInfo } from './relay.js';
@@ -19,8 +20,11 @@ export interface ChannelDeps {
   store: Store;
   clock: Clock;
   log: Logger;
-  /** Observers for each relayed channel (recording plugs in here). */
-  observers: (ctx: ChannelContext) => ChannelObserver[];
+  /**
+   * Observers for each relayed channel (the recorder plugs in here). May reject: the channel is
+   * then refused with the error's message (recording fails closed).
+   */
+  observers: (ctx: ChannelContext) => Promise<ChannelObserver[]>;
 }
 
 export interface ChannelContext {
@@ -31,6 +35,10 @@ export interface ChannelContext {
   host: string;
   login: string;
   pty: PseudoTtyInfo | null;
+  /** End the channel now with one line for the operator (e.g. the recording failed). */
+  abort(message: string): void;
+  /** Keep the session open until this finishes (a recording being finalized). */
+  track(p: Promise<unknown>): void;
 }
 
 const ENV_ALLOWED = /^(TERM|LANG|LC_[A-Z_]+)$/;
@@ -73,13 +81,13 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
   session.on('exec', (accept, _reject, info) => begin('exec', info.command)(accept));
   session.on('subsystem', (accept, _reject, info) => begin('subsystem', info.name)(accept));
 
-  async function start(kind: Kind, down: ServerChannel, arg: string | null): Promise<void> {
+  async function start(request: Kind, down: ServerChannel, arg: string | null): Promise<void> {
     let target: TargetRequest;
-    if (kind === 'exec') {
+    if (request === 'exec') {
       const parsed = parseTarget(arg ?? '');
       if (!parsed.ok) return refuse(down, pty !== null, parsed.message, 1);
       target = parsed.target;
-    } else if (kind === 'shell') {
+    } else if (request === 'shell') {
       const chosen = await chooseFromMenu(down);
       if (!chosen) return;
       target = chosen;
@@ -96,39 +104,56 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
     } catch (err) {
       return dialFailed(down, grant, err);
     }
-    const opts = { env: Object.keys(env).length ? env : undefined, pty: pty ?? undefined } as const;
+    const channel = live.channelNumber();
+    const kind: ChannelContext['kind'] = target.command === null ? 'shell' : 'exec';
+    const tty = pty !== null;
+    await live.ready;
+    await deps.store.sessions.setTarget(live.id, grant.host, grant.login, grant.grantId);
+    await deps.store.sessions.openChannel({ sessionId: live.id, channel, kind, command: target.command, pty: tty, host: grant.host, login: grant.login });
+    await deps.store.audit.append(draft('session.channel', 'system', {
+      session: live.id, user: live.identity.user, channel, kind, host: grant.host, login: grant.login, command: target.command, grant: grant.grantId,
+    }));
+
+    const digest = new StreamDigest();
+    const finishRow = (exit: ExitInfo | null) => deps.store.sessions.closeChannel({
+      sessionId: live.id, channel, exitStatus: exit?.code ?? null, exitSignal: exit?.signal ?? null, ...digest.digests(),
+    });
+    const cctx: ChannelContext = {
+      live, channel, kind, command: target.command, host: grant.host, login: grant.login, pty,
+      abort: (message) => refuse(down, tty, message, 255),
+      track: (p) => live.track(p),
+    };
+    let extra: ChannelObserver[];
+    try {
+      extra = await deps.observers(cctx);
+    } catch (err) {
+      await finishRow(null);
+      return refuse(down, tty, err instanceof Error ? err.message : String(err), 1);
+    }
+    obs = fanOut([
+      { onInput: (d) => { live.bytesUp += d.length; }, onOutput: (d) => { live.bytesDown += d.length; } },
+      digest, ...extra,
+    ], (err) => deps.log.error({ err, session: live.id }, 'observer failed'));
+
+    const envOpt = Object.keys(env).length ? env : undefined;
     up = await new Promise<ClientChannel>((resolve, reject) => {
       const cb = (err: Error | undefined, ch: ClientChannel) => (err ? reject(err) : resolve(ch));
-      if (target.command === null) client.shell(pty ?? false, { env: opts.env } as never, cb);
-      else client.exec(target.command, opts as never, cb);
+      if (target.command === null) client.shell(pty ?? false, { env: envOpt } as never, cb);
+      else client.exec(target.command, { env: envOpt, pty: pty ?? undefined } as never, cb);
     }).catch((err: Error) => {
-      refuse(down, pty !== null, `the target refused the session: ${err.message}`, 1);
+      const failed: ExitInfo = { code: null, signal: null, coreDumped: false, description: '' };
+      obs!.onEnd(failed, 'target_closed');
+      void finishRow(failed);
+      refuse(down, tty, `the target refused the session: ${err.message}`, 1);
       return null;
     });
     if (!up) return;
 
-    const channel = live.channelNumber();
-    const cctx: ChannelContext = { live, channel, kind: target.command === null ? 'shell' : 'exec', command: target.command, host: grant.host, login: grant.login, pty };
-    await live.ready;
-    await deps.store.sessions.setTarget(live.id, grant.host, grant.login, grant.grantId);
-    await deps.store.sessions.openChannel({ sessionId: live.id, channel, kind: cctx.kind, command: target.command, pty: pty !== null, host: grant.host, login: grant.login });
-    await deps.store.audit.append(draft('session.channel', 'system', {
-      session: live.id, user: live.identity.user, channel, kind: cctx.kind, host: grant.host, login: grant.login, command: target.command, grant: grant.grantId,
-    }));
-
-    const counts = { stdin: 0, stdout: 0, stderr: 0 };
-    const accounting: ChannelObserver = {
-      onInput: (d) => { counts.stdin += d.length; live.bytesUp += d.length; },
-      onOutput: (d, s) => { counts[s] += d.length; live.bytesDown += d.length; },
-    };
-    obs = fanOut([accounting, ...deps.observers(cctx)], (err) => deps.log.error({ err, session: live.id }, 'observer failed'));
     const upCh = up;
     const unregister = live.onClose(() => upCh.close());
-    const exit: ExitInfo = await relayChannel(down, upCh, obs);
+    const exit = await relayChannel(down, upCh, obs);
     unregister();
-    await deps.store.sessions.closeChannel({
-      sessionId: live.id, channel, exitStatus: exit.code, exitSignal: exit.signal, stdinBytes: counts.stdin, stdoutBytes: counts.stdout, stderrBytes: counts.stderr,
-    });
+    await finishRow(exit);
   }
 
   async function authorizeTarget(down: ServerChannel, target: TargetRequest, action: Action): Promise<Grant | null> {

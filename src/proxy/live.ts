@@ -16,6 +16,8 @@ export class LiveConnection {
   private nextChannel = 0;
   private readonly upstreams = new Map<string, Promise<Client>>();
   private readonly closers = new Set<() => void>();
+  /** Work that must finish before the session row is closed (recordings being finalized). */
+  readonly pending = new Set<Promise<unknown>>();
 
   constructor(
     readonly id: string,
@@ -24,6 +26,15 @@ export class LiveConnection {
     readonly startedAt: number,
     private readonly clientKey: Buffer,
   ) {}
+
+  track(p: Promise<unknown>): void {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
 
   channelNumber(): number {
     return this.nextChannel++;

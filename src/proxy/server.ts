@@ -91,7 +91,7 @@ export function createSshServer(deps: SshServerDeps): SshServer {
         ended = true;
         live.delete(session.id);
         session.closeUpstreams();
-        const closing = opened.then(async () => {
+        const closing = opened.then(() => session.settled()).then(async () => {
           const row = await store.sessions.close(session.id, endReason, session.bytesUp, session.bytesDown);
           await store.audit.append(draft('session.end', 'system', {
             session: session.id, user: identity.user, reason: endReason, durationMs: clock.now() - session.startedAt,

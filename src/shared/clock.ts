@@ -6,6 +6,9 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
+/** Wall-clock milliseconds with sub-millisecond resolution, for recording timestamps. */
+export const highResClock: Clock = { now: () => performance.timeOrigin + performance.now() };
+
 /** A clock tests move by hand. */
 export class ManualClock implements Clock {
   constructor(private ms: number) {}

@@ -115,6 +115,35 @@ export interface ChannelRecord {
   exitSignal: string | null;
 }
 
+export type RecordingState = 'open' | 'closed' | 'interrupted' | 'failed';
+
+export interface RecordingRecord {
+  sessionId: string;
+  channel: number;
+  path: string;
+  kind: 'terminal' | 'transfer';
+  state: RecordingState;
+  truncated: boolean;
+  size: number | null;
+  sha256: string | null;
+  seq: number | null;
+  prevHash: string | null;
+  chainHash: string | null;
+  signature: string | null;
+  startedAt: number;
+  endedAt: number | null;
+}
+
+/** Hashes and counts of the complete raw streams of a channel (what an auditor matches a file against). */
+export interface StreamDigests {
+  stdinBytes: number;
+  stdoutBytes: number;
+  stderrBytes: number;
+  stdinSha256: string;
+  stdoutSha256: string;
+  stderrSha256: string;
+}
+
 export interface AuditFilter {
   since?: number | undefined;
   /** Exact type, or a prefix: "admin.user" matches admin.user.*; "admin.*" works too. */
@@ -197,10 +226,22 @@ export interface Store {
     /** Close every session a previous run left open (crash): returns their ids. */
     closeInterrupted(): Promise<string[]>;
     openChannel(c: { sessionId: string; channel: number; kind: string; command: string | null; pty: boolean; host: string; login: string }): Promise<void>;
-    closeChannel(c: { sessionId: string; channel: number; exitStatus: number | null; exitSignal: string | null; stdinBytes: number; stdoutBytes: number; stderrBytes: number }): Promise<void>;
+    closeChannel(c: { sessionId: string; channel: number; exitStatus: number | null; exitSignal: string | null } & StreamDigests): Promise<void>;
     list(filter: SessionFilter): Promise<SessionRecord[]>;
     get(id: string): Promise<SessionRecord | null>;
     channels(id: string): Promise<ChannelRecord[]>;
+  };
+  readonly recordings: {
+    open(r: { sessionId: string; channel: number; path: string; kind: RecordingRecord['kind'] }): Promise<void>;
+    /**
+     * Close a recording: store its size and SHA-256 and append it to the recordings chain
+     * (prev_hash → chain_hash, signed by `sign`) in one transaction.
+     */
+    close(r: { sessionId: string; channel: number; state: Exclude<RecordingState, 'open'>; truncated: boolean; size: number; sha256: string }, sign: (chainHash: string) => string): Promise<RecordingRecord>;
+    /** Recordings still open (after a crash, those of interrupted sessions). */
+    listOpen(): Promise<RecordingRecord[]>;
+    /** Every recording, closed ones in chain order first. */
+    list(sessionId?: string): Promise<RecordingRecord[]>;
   };
   readonly audit: {
     /** Append one event (for events that are not part of a store change, e.g. auth and sessions). */

@@ -287,6 +287,7 @@ describe('gatehouse CLI (real binary, temp data dir)', () => {
   it('the audit chain stays intact across all of the above', () => {
     const v = JSON.parse(ghOk(data, ['verify', '--json']));
     expect(v.audit.ok).toBe(true);
+    expect(v.ok).toBe(true);
     expect(v.audit.rows).toBeGreaterThan(30);
   });
 });

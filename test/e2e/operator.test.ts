@@ -204,8 +204,8 @@ describe.runIf(haveOpenSsh())('operator path: ssh → gatehouse → sshd', () =>
 
   it('1 GiB to a client that reads slowly: gatehouse memory stays bounded', async () => {
     const pid = w.gatehouse.child.pid!;
-    const args = ['-F', '/dev/null', '-p', String(w.port), '-i', alice.key, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${w.knownHosts}`, 'alice@127.0.0.1', target, 'head -c 1073741824 /dev/zero'];
-    const child = spawn('setsid', ['-w', 'ssh', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = w.sshCommand(alice, [target, 'head -c 1073741824 /dev/zero']);
+    const child = spawn('setsid', ['-w', 'ssh', ...cmd.args], { stdio: ['ignore', 'pipe', 'pipe'], env: cmd.env });
     let bytes = 0;
     let peak = 0;
     const sampler = setInterval(() => { peak = Math.max(peak, rssKiB(pid)); }, 100);

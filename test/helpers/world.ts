@@ -26,7 +26,11 @@ export interface World {
   knownHosts: string;
   operator(name: string, opts?: { totp?: boolean; roles?: string[] }): Operator;
   ssh(op: Operator, args: string[], opts?: SshOptions): Promise<SshResult>;
+  /** The ssh arguments and environment ssh() uses, for tests that drive the client themselves. */
+  sshCommand(op: Operator, args: string[], opts?: SshOptions): { args: string[]; env: NodeJS.ProcessEnv };
   stop(): Promise<void>;
+  /** Start gatehouse again on the same data dir and port (after a stop or a kill -9). */
+  restart(): Promise<void>;
 }
 
 export interface SshOptions {
@@ -64,10 +68,14 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
 
   const port = await freePort();
   const cfgArgs = opts.config ? ['--config', writeFile(dir, 'gatehouse.yaml', opts.config)] : [];
-  const gatehouse = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, ...cfgArgs], {
-    env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' },
-  });
-  await gatehouse.waitFor(/ssh on 127\.0\.0\.1:\d+/);
+  const launch = async () => {
+    const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, ...cfgArgs], {
+      env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' },
+    });
+    await p.waitFor(/ssh on 127\.0\.0\.1:\d+/);
+    return p;
+  };
+  const gatehouse = await launch();
   const hostPub = execFileSync('ssh-keygen', ['-y', '-f', path.join(data, 'ssh_host_ed25519_key')], { encoding: 'utf8' }).trim();
   const knownHosts = writeFile(dir, 'known_hosts', `[127.0.0.1]:${port} ${hostPub}\n`);
 
@@ -81,7 +89,7 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
       const secret = o.totp === false ? '' : ghJson<{ secret: string }>(data, ['user', 'totp', 'enroll', name]).secret;
       return { name, key: keyFile, secret };
     },
-    ssh(op, args, o = {}) {
+    sshCommand(op, args, o = {}) {
       const log = path.join(dir, `askpass-${op.name}.log`);
       const sshArgs = [
         '-F', '/dev/null', '-p', String(port), '-i', op.key, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${knownHosts}`,
@@ -89,14 +97,23 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
         '-o', 'NumberOfPasswordPrompts=1', '-o', 'ConnectTimeout=10', ...(o.extra ?? []),
         `${op.name}@127.0.0.1`, ...args,
       ];
-      return runSsh(sshArgs, {
+      const env = {
         ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0',
         GH_ANSWER: o.answer ?? 'totp', GH_TOTP_SECRET: op.secret, GH_ASKPASS_LOG: log, ...o.env,
-      }, o.input, o.timeoutMs ?? 30_000);
+      };
+      return { args: sshArgs, env };
+    },
+    ssh(op, args, o = {}) {
+      const c = world.sshCommand(op, args, o);
+      return runSsh(c.args, c.env, o.input, o.timeoutMs ?? 30_000);
     },
     async stop() {
-      await gatehouse.stop();
+      await world.gatehouse.stop();
       await sshd.stop();
+    },
+    async restart() {
+      await world.gatehouse.stop();
+      world.gatehouse = await launch();
     },
   };
   return world;

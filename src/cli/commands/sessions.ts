@@ -1,5 +1,11 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { draft } from '../../audit/events.js';
+import { replayCast } from '../../recorder/replay.js';
+import { hostKeyVerifier, verifyRecordings } from '../../recorder/verify.js';
 import { isoTime } from '../../shared/clock.js';
-import { notFound } from '../../shared/errors.js';
+import { GatehouseError, notFound, usageError } from '../../shared/errors.js';
+import type { Store } from '../../store/types.js';
 import { parseIsoTime } from '../../shared/units.js';
 import type { SessionRecord } from '../../store/types.js';
 import { str, table, type Command } from '../command.js';
@@ -10,6 +16,12 @@ function sessionJson(s: SessionRecord) {
     keyFingerprint: s.keyFingerprint, startedAt: isoTime(s.startedAt), endedAt: s.endedAt === null ? null : isoTime(s.endedAt),
     endReason: s.endReason, bytesUp: s.bytesUp, bytesDown: s.bytesDown, live: s.endedAt === null,
   };
+}
+
+async function mustGetSession(store: Store, id: string) {
+  const s = await store.sessions.get(id);
+  if (!s) throw notFound(`no session "${id}"`, 'list sessions with: gatehouse sessions list');
+  return s;
 }
 
 export const commands: Command[] = [
@@ -51,6 +63,62 @@ export const commands: Command[] = [
           ...channels.map((c) => `channel ${c.channel}: ${c.kind}${c.command ? ` ${JSON.stringify(c.command)}` : ''}${c.exitStatus !== null ? ` exit ${c.exitStatus}` : ''}${c.exitSignal ? ` signal ${c.exitSignal}` : ''}`),
         ].join('\n'),
       };
+    },
+  },
+  {
+    names: ['sessions', 'play'], args: 'ID [--speed N] [--channel C]', summary: 'replay a session in this terminal (pauses over 2 s are shortened)',
+    options: { speed: { type: 'string' }, channel: { type: 'string' }, markers: { type: 'boolean' } }, positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [id]) {
+      const speed = Number(str(values, 'speed') ?? '1');
+      if (!(speed > 0)) throw usageError(`--speed: "${str(values, 'speed')}" is not a positive number`);
+      const { store, dataDir } = await ctx.open();
+      const s = await mustGetSession(store, id!);
+      const channel = str(values, 'channel');
+      const recs = (await store.recordings.list(s.id)).filter((r) => channel === undefined || String(r.channel) === channel);
+      if (recs.length === 0) throw notFound(`session ${s.id} has no recording${channel === undefined ? '' : ` for channel ${channel}`}`);
+      await store.audit.append(draft('recording.viewed', ctx.actor, { session: s.id, sessionUser: s.user, how: 'play' }));
+      for (const r of recs.sort((a, b) => a.channel - b.channel)) {
+        const file = path.join(dataDir.paths.recordings, r.path);
+        if (!fs.existsSync(file)) throw new GatehouseError('GH_NOT_FOUND', `recording file ${r.path} is missing`, { hint: 'gatehouse verify reports what happened to it' });
+        await replayCast(file, { speed, idleCap: 2, write: (t) => ctx.stdout.write(t), showMarkers: values.markers === true });
+      }
+      return {};
+    },
+  },
+  {
+    names: ['sessions', 'export'], args: 'ID --out DIR', summary: 'copy a session\'s recordings and a manifest (metadata, hashes, integrity) to DIR',
+    options: { out: { type: 'string' } }, positionals: { min: 1, max: 1 }, json: true,
+    async handler(ctx, values, [id]) {
+      const out = str(values, 'out');
+      if (out === undefined) throw usageError('sessions export needs --out DIR');
+      const { store, dataDir } = await ctx.open();
+      const s = await mustGetSession(store, id!);
+      const report = await verifyRecordings(store, dataDir.paths.recordings, hostKeyVerifier(dataDir.hostKey), s.id);
+      const recs = await store.recordings.list(s.id);
+      fs.mkdirSync(out, { recursive: true, mode: 0o700 });
+      const files: string[] = [];
+      for (const r of recs) {
+        const src = path.join(dataDir.paths.recordings, r.path);
+        if (!fs.existsSync(src)) continue;
+        const name = path.basename(r.path);
+        fs.copyFileSync(src, path.join(out, name), fs.constants.COPYFILE_EXCL);
+        fs.chmodSync(path.join(out, name), 0o600);
+        files.push(name);
+      }
+      const channels = await store.sessions.channels(s.id);
+      const manifest = {
+        exportedAt: isoTime(ctx.clock.now()), exportedBy: ctx.actor, session: sessionJson(s),
+        channels: channels.map((c) => ({ ...c, startedAt: isoTime(c.startedAt), endedAt: c.endedAt === null ? null : isoTime(c.endedAt) })),
+        recordings: recs.map((r) => ({
+          channel: r.channel, file: path.basename(r.path), kind: r.kind, state: r.state, size: r.size, sha256: r.sha256, truncatedAtLimit: r.truncated,
+          chainSeq: r.seq, chainHash: r.chainHash, signature: r.signature,
+          verdict: report.items.find((i) => i.channel === r.channel)?.verdict ?? 'missing',
+        })),
+        chainOk: report.chain.ok,
+      };
+      fs.writeFileSync(path.join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+      await store.audit.append(draft('recording.viewed', ctx.actor, { session: s.id, sessionUser: s.user, how: 'export' }));
+      return { json: manifest, text: `exported ${files.length} recording(s) and manifest.json to ${out}` };
     },
   },
 ];

@@ -1,15 +1,40 @@
+import { hostKeyVerifier, verifyRecordings, type RecordingCheck } from '../../recorder/verify.js';
+import { notFound } from '../../shared/errors.js';
 import type { Command } from '../command.js';
+
+/** Problems in capitals so they stand out in a long list. */
+function verdictLabel(i: RecordingCheck): string {
+  if (i.verdict === 'intact') return i.state === 'interrupted' ? 'intact (interrupted session)' : 'intact';
+  return i.verdict === 'live' ? 'live' : i.verdict.toUpperCase();
+}
 
 export const commands: Command[] = [
   {
-    names: ['verify'], args: '', summary: 'check the audit log hash chain (exit 1 when it is broken)', json: true,
-    positionals: { min: 0, max: 0 },
-    async handler(ctx) {
-      const { store } = await ctx.open();
-      const v = await store.audit.verify();
-      return v.ok
-        ? { exitCode: 0, json: { audit: { ok: true, rows: v.rows, head: v.head } }, text: `audit log: intact (${v.rows} events, head ${v.head.slice(0, 16)}…)` }
-        : { exitCode: 1, json: { audit: { ok: false, rows: v.rows, badId: v.badId, problem: v.problem } }, text: `audit log: BROKEN at event #${v.badId}: ${v.problem}` };
+    names: ['verify'], args: '[SESSION_ID]',
+    summary: 'check recordings (intact / modified / truncated / missing), their signed chain, and the audit log chain; exit 1 on any failure',
+    json: true, positionals: { min: 0, max: 1 },
+    async handler(ctx, _v, [sessionId]) {
+      const { store, dataDir } = await ctx.open();
+      if (sessionId !== undefined && !(await store.sessions.get(sessionId))) {
+        throw notFound(`no session "${sessionId}"`, 'list sessions with: gatehouse sessions list');
+      }
+      const rec = await verifyRecordings(store, dataDir.paths.recordings, hostKeyVerifier(dataDir.hostKey), sessionId);
+      const audit = await store.audit.verify();
+      const lines = [
+        `recordings: ${rec.items.length} checked; chain of ${rec.chain.rows} ${rec.chain.ok ? 'intact and signed' : 'BROKEN'}`,
+        ...rec.chain.problems.map((p) => `  chain: ${p}`),
+        ...rec.items.map((i) => `  ${`${i.sessionId}-${i.channel}`.padEnd(24)} ${verdictLabel(i)}  ${i.file}`),
+        audit.ok ? `audit log: intact (${audit.rows} events, head ${audit.head.slice(0, 16)}…)` : `audit log: BROKEN at event #${audit.badId}: ${audit.problem}`,
+      ];
+      return {
+        exitCode: rec.ok && audit.ok ? 0 : 1,
+        text: lines.join('\n'),
+        json: {
+          ok: rec.ok && audit.ok,
+          recordings: { ok: rec.ok, chain: rec.chain, items: rec.items },
+          audit: audit.ok ? { ok: true, rows: audit.rows, head: audit.head } : { ok: false, rows: audit.rows, badId: audit.badId, problem: audit.problem },
+        },
+      };
     },
   },
 ];

@@ -8,6 +8,7 @@ import { hostsTable } from './hosts.js';
 import { keysTable } from './keys.js';
 import { lockoutTable } from './lockout.js';
 import { metaTable } from './meta.js';
+import { recordingsTable } from './recordings.js';
 import { sessionsTable } from './sessions.js';
 import { totpTable } from './totp.js';
 import { usersTable } from './users.js';
@@ -25,6 +26,7 @@ export function createSqliteStore(file: string, clock: Clock): Store {
     grants: grantsTable(ctx),
     lockout: lockoutTable(ctx),
     sessions: sessionsTable(ctx),
+    recordings: recordingsTable(ctx),
     audit: auditTable(ctx),
     meta: metaTable(ctx),
     close: () => db.close(),

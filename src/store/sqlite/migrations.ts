@@ -190,4 +190,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE channels ADD COLUMN host_name TEXT;
   ALTER TABLE channels ADD COLUMN login TEXT;
   `,
+  // 3: recordings chained in the order they close
+  `
+  ALTER TABLE recordings ADD COLUMN seq INTEGER;
+  CREATE UNIQUE INDEX recordings_seq ON recordings(seq);
+  ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'terminal';
+  `,
 ];

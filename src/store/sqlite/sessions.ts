@@ -54,9 +54,10 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
         .run(c.sessionId, c.channel, c.kind, c.command, c.pty ? 1 : 0, c.host, c.login, clock.now());
     },
     async closeChannel(c) {
-      db.prepare(`UPDATE channels SET ended_at = ?, exit_status = ?, exit_signal = ?, stdin_bytes = ?, stdout_bytes = ?, stderr_bytes = ?
-        WHERE session_id = ? AND channel = ?`)
-        .run(clock.now(), c.exitStatus, c.exitSignal, c.stdinBytes, c.stdoutBytes, c.stderrBytes, c.sessionId, c.channel);
+      db.prepare(`UPDATE channels SET ended_at = ?, exit_status = ?, exit_signal = ?, stdin_bytes = ?, stdout_bytes = ?, stderr_bytes = ?,
+        stdin_sha256 = ?, stdout_sha256 = ?, stderr_sha256 = ? WHERE session_id = ? AND channel = ?`)
+        .run(clock.now(), c.exitStatus, c.exitSignal, c.stdinBytes, c.stdoutBytes, c.stderrBytes,
+          c.stdinSha256, c.stdoutSha256, c.stderrSha256, c.sessionId, c.channel);
     },
     async list(f) {
       const where: string[] = [];

@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import { draft } from '../audit/events.js';
+import type { Config } from '../config/schema.js';
+import type { ChannelContext } from '../proxy/channels.js';
+import type { ChannelObserver, ExitInfo } from '../proxy/relay.js';
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import type { Store } from '../store/types.js';
+import { CastEncoder } from './cast.js';
+import { CastFile, recordingPath } from './file.js';
+
+/**
+ * The recorder is one more observer of the relay: it never parses SSH itself. Policy, written down
+ * because it is the point of the product: recording fails CLOSED. If a recording cannot be opened
+ * the channel is refused; if a write fails mid-session the channel is ended; both are audited as
+ * recording.failed. Only `recording.required: false` lets a session continue unrecorded, and that
+ * is audited too.
+ */
+export interface RecorderDeps {
+  config: Config;
+  store: Store;
+  /** High-resolution clock for event times. */
+  clock: Clock;
+  log: Logger;
+  root: string;
+  hostKey: Buffer;
+}
+
+export class RecordingUnavailable extends Error {}
+
+/** File transfers get their command, byte counts and hashes recorded, not their binary stream. */
+export function isFileTransfer(kind: ChannelContext['kind'], command: string | null): boolean {
+  if (kind === 'subsystem') return true;
+  if (command === null) return false;
+  return /^\s*scp(\s+-[A-Za-z0-9]+)*\s+-[A-Za-z]*[tf]/.test(command) || /^\s*rsync\s+--server\b/.test(command) || /^\s*(\S*\/)?sftp-server\b/.test(command);
+}
+
+export function signer(hostKey: Buffer): (hash: string) => string {
+  const parsed = ssh2.utils.parseKey(hostKey);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || key instanceof Error) throw new Error('the host key cannot sign recordings');
+  return (hash) => (key.sign(Buffer.from(hash, 'hex')) as Buffer).toString('base64');
+}
+
+function freeBytes(dir: string): number {
+  const st = fs.statfsSync(dir);
+  return Number(st.bavail) * Number(st.bsize);
+}
+
+export function createRecorderFactory(deps: RecorderDeps): (ctx: ChannelContext) => Promise<ChannelObserver[]> {
+  const sign = signer(deps.hostKey);
+  return async (ctx) => {
+    try {
+      return [await openChannelRecorder(ctx, deps, sign)];
+    } catch (err) {
+      const required = deps.config.recording.required;
+      const message = err instanceof Error ? err.message : String(err);
+      await deps.store.audit.append(draft('recording.failed', 'system', {
+        session: ctx.live.id, channel: ctx.channel, user: ctx.live.identity.user, error: message, required, phase: 'open',
+      }));
+      deps.log.error({ session: ctx.live.id, channel: ctx.channel, err: message, required }, 'recording cannot be opened');
+      if (required) throw new RecordingUnavailable(`session refused: the recording cannot be written (${message})`);
+      return [];
+    }
+  };
+}
+
+async function openChannelRecorder(ctx: ChannelContext, deps: RecorderDeps, sign: (h: string) => string): Promise<ChannelObserver> {
+  const { config, store, clock } = deps;
+  fs.mkdirSync(deps.root, { recursive: true, mode: 0o700 });
+  if (freeBytes(deps.root) < config.recording.minFreeSpace) {
+    throw new Error(`free space in ${deps.root} is under recording.minFreeSpace`);
+  }
+  const start = clock.now();
+  const file = recordingPath(deps.root, ctx.live.id, ctx.channel, start);
+  const rel = path.relative(deps.root, file);
+  const transfer = isFileTransfer(ctx.kind, ctx.command);
+  let failed = false;
+  const cast = CastFile.create(file, (err) => {
+    if (failed) return;
+    failed = true;
+    void store.audit.append(draft('recording.failed', 'system', {
+      session: ctx.live.id, channel: ctx.channel, user: ctx.live.identity.user, error: err.message, required: config.recording.required, phase: 'write',
+    }));
+    deps.log.error({ session: ctx.live.id, channel: ctx.channel, err: err.message }, 'recording write failed');
+    if (config.recording.required) ctx.abort('session ended: the recording cannot be written');
+  });
+  await store.recordings.open({ sessionId: ctx.live.id, channel: ctx.channel, path: rel, kind: transfer ? 'transfer' : 'terminal' });
+
+  const enc = new CastEncoder(start, () => clock.now());
+  const user = ctx.live.identity.user;
+  cast.append(enc.header({
+    width: ctx.pty?.cols || 80, height: ctx.pty?.rows || 24, timestamp: Math.floor(start / 1000),
+    title: `${user} → ${ctx.login}@${ctx.host}`, ...(ctx.command !== null ? { command: ctx.command } : {}),
+    term: ctx.pty?.term || 'xterm',
+  }));
+  if (ctx.command !== null) cast.append(enc.marker(ctx.command));
+  if (transfer) cast.append(enc.marker('file transfer: the data stream is not recorded; byte counts and SHA-256 are on the channel row'));
+
+  // An exec without a pty is recorded up to execOutputLimit; a pty session is recorded whole.
+  const limit = ctx.pty === null ? config.recording.execOutputLimit : Infinity;
+  const recordInput = config.recording.input && !transfer;
+  let recorded = 0;
+  let cut = false;
+  const counts = { in: 0, out: 0 };
+
+  return {
+    onOutput(d) {
+      counts.out += d.length;
+      if (transfer || cut) return;
+      if (recorded + d.length > limit) {
+        cut = true;
+        cast.append(enc.output(d.subarray(0, limit - recorded)));
+        cast.append(enc.finish(false));
+        cast.append(enc.marker(`recording stops here: recording.execOutputLimit (${limit} bytes) reached; the channel row keeps byte counts and SHA-256 of the full streams`));
+        return;
+      }
+      recorded += d.length;
+      cast.append(enc.output(d));
+    },
+    onInput(d) {
+      counts.in += d.length;
+      if (recordInput && !cut) cast.append(enc.input(d));
+    },
+    onResize(cols, rows) {
+      if (!transfer && !cut) cast.append(enc.resize(cols, rows));
+    },
+    onEnd(exit: ExitInfo) {
+      if (!cut) cast.append(enc.finish(recordInput));
+      if (transfer) cast.append(enc.marker(`transfer ended: ${exit.signal ? `signal ${exit.signal}` : `exit ${exit.code ?? '?'}`}, ${counts.in} bytes in, ${counts.out} bytes out`));
+      ctx.track((async () => {
+        const r = await cast.close();
+        const rec = await store.recordings.close({
+          sessionId: ctx.live.id, channel: ctx.channel, state: r.error ? 'failed' : 'closed', truncated: cut, size: r.size, sha256: r.sha256,
+        }, sign);
+        await store.audit.append(draft('recording.closed', 'system', {
+          session: ctx.live.id, channel: ctx.channel, user, file: rel, state: rec.state, size: r.size, sha256: r.sha256, seq: rec.seq ?? 0,
+        }));
+      })().catch((err: unknown) => deps.log.error({ err, session: ctx.live.id }, 'closing recording failed')));
+    },
+  };
+}

@@ -1,0 +1,29 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { draft } from '../audit/events.js';
+import type { Logger } from '../shared/logger.js';
+import type { Store } from '../store/types.js';
+import { truncateToLastLine } from './file.js';
+
+/**
+ * After a crash: every recording still marked open is cut back to its last complete line (never a
+ * partial JSON line on disk), hashed, chained and marked interrupted; its session is closed as
+ * interrupted by the caller. A file that vanished is chained as failed, so verify reports it.
+ */
+export async function recoverRecordings(store: Store, root: string, sign: (h: string) => string, log: Logger): Promise<number> {
+  const open = await store.recordings.listOpen();
+  for (const r of open) {
+    const file = path.join(root, r.path);
+    let size = 0;
+    let sha256 = createHash('sha256').digest('hex');
+    let cut = 0;
+    let state: 'interrupted' | 'failed' = 'interrupted';
+    if (fs.existsSync(file)) ({ size, sha256, cut } = truncateToLastLine(file));
+    else state = 'failed';
+    await store.recordings.close({ sessionId: r.sessionId, channel: r.channel, state, truncated: false, size, sha256 }, sign);
+    await store.audit.append(draft('recording.recovered', 'system', { session: r.sessionId, channel: r.channel, file: r.path, state, cutBytes: cut, size, sha256 }));
+    log.warn({ session: r.sessionId, channel: r.channel, state, cutBytes: cut }, 'recovered a recording left open by a crash');
+  }
+  return open.length;
+}

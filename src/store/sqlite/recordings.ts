@@ -1,0 +1,53 @@
+import { RECORDINGS_GENESIS, recordingChainHash } from '../../recorder/chain.js';
+import type { RecordingRecord, Store } from '../types.js';
+import type { Ctx } from './db.js';
+
+interface Row {
+  session_id: string; channel: number; path: string; kind: string; state: string; truncated: number; size: number | null;
+  sha256: string | null; seq: number | null; prev_hash: string | null; chain_hash: string | null; signature: string | null;
+  started_at: number; ended_at: number | null;
+}
+
+const toRecord = (r: Row): RecordingRecord => ({
+  sessionId: r.session_id, channel: r.channel, path: r.path, kind: r.kind as RecordingRecord['kind'], state: r.state as RecordingRecord['state'],
+  truncated: r.truncated === 1, size: r.size, sha256: r.sha256, seq: r.seq, prevHash: r.prev_hash, chainHash: r.chain_hash,
+  signature: r.signature, startedAt: r.started_at, endedAt: r.ended_at,
+});
+
+export const RECORDINGS_HEAD_KEY = 'recordings.head';
+
+export function recordingsTable(ctx: Ctx): Store['recordings'] {
+  const { db, clock } = ctx;
+  const one = db.prepare<[string, number], Row>('SELECT * FROM recordings WHERE session_id = ? AND channel = ?');
+  return {
+    async open(r) {
+      db.prepare("INSERT INTO recordings (session_id, channel, path, kind, state, started_at) VALUES (?, ?, ?, ?, 'open', ?)")
+        .run(r.sessionId, r.channel, r.path, r.kind, clock.now());
+    },
+    async close(r, sign) {
+      return db.transaction(() => {
+        const last = db.prepare<[], { seq: number; chain_hash: string }>('SELECT seq, chain_hash FROM recordings WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1').get();
+        const row = one.get(r.sessionId, r.channel);
+        if (!row) throw new Error(`no recording ${r.sessionId}/${r.channel}`);
+        const seq = (last?.seq ?? 0) + 1;
+        const prev = last?.chain_hash ?? RECORDINGS_GENESIS;
+        const chain = recordingChainHash(prev, { seq, sessionId: r.sessionId, channel: r.channel, path: row.path, state: r.state, size: r.size, sha256: r.sha256 });
+        const signature = sign(chain);
+        db.prepare(`UPDATE recordings SET state = ?, truncated = ?, size = ?, sha256 = ?, seq = ?, prev_hash = ?, chain_hash = ?, signature = ?, ended_at = ?
+          WHERE session_id = ? AND channel = ?`)
+          .run(r.state, r.truncated ? 1 : 0, r.size, r.sha256, seq, prev, chain, signature, clock.now(), r.sessionId, r.channel);
+        // The signed head lets verify notice a removed last row, which no link in the chain can show.
+        db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+          .run(RECORDINGS_HEAD_KEY, JSON.stringify({ seq, chainHash: chain, signature }));
+        return toRecord(one.get(r.sessionId, r.channel)!);
+      }).immediate();
+    },
+    async listOpen() {
+      return db.prepare<[], Row>("SELECT * FROM recordings WHERE state = 'open' ORDER BY started_at").all().map(toRecord);
+    },
+    async list(sessionId) {
+      const sql = `SELECT * FROM recordings ${sessionId === undefined ? '' : 'WHERE session_id = ?'} ORDER BY seq IS NULL, seq, started_at`;
+      return (sessionId === undefined ? db.prepare<[], Row>(sql).all() : db.prepare<[string], Row>(sql).all(sessionId)).map(toRecord);
+    },
+  };
+}
