@@ -48,7 +48,7 @@ export function createGatehouse(deps: Deps, observers?: ObserverFactory): Gateho
   return {
     ssh,
     async start() {
-      mirror = await startAuditMirror(store, log);
+      mirror = await startAuditMirror(store, log, signer(dataDir.hostKey));
       await recoverRecordings(store, dataDir.paths.recordings, signer(dataDir.hostKey), log);
       const interrupted = await store.sessions.closeInterrupted();
       if (interrupted.length > 0) log.warn({ sessions: interrupted }, 'closed sessions left open by a previous run as interrupted');

@@ -14,7 +14,14 @@ export interface AuditMirror {
   stop(): Promise<void>;
 }
 
-export async function startAuditMirror(store: Store, log: Logger, intervalMs = 250): Promise<AuditMirror> {
+/** Where the server keeps the newest audit row it has signed. */
+export const AUDIT_HEAD_KEY = 'audit.head';
+
+/**
+ * Besides mirroring, the server signs the newest row it has seen with the bastion's host key, so
+ * rows removed from the end of the table (which no link in the chain can reveal) are noticed.
+ */
+export async function startAuditMirror(store: Store, log: Logger, sign?: (hash: string) => string, intervalMs = 250): Promise<AuditMirror> {
   const audit = log.child({ stream: 'audit' });
   let cursor = Number((await store.meta.get(CURSOR_KEY)) ?? 0);
   let running: Promise<void> | null = null;
@@ -26,8 +33,10 @@ export async function startAuditMirror(store: Store, log: Logger, intervalMs = 2
       for (const r of rows) {
         audit.info({ event: r.type, auditId: r.id, actor: r.actor, user: r.subject ?? undefined, data: r.data, time: new Date(r.ts).toISOString(), hash: r.hash }, 'audit');
       }
-      cursor = rows[rows.length - 1]!.id;
+      const last = rows[rows.length - 1]!;
+      cursor = last.id;
       await store.meta.set(CURSOR_KEY, String(cursor));
+      if (sign) await store.meta.set(AUDIT_HEAD_KEY, JSON.stringify({ id: last.id, hash: last.hash, signature: sign(last.hash) }));
     }
   };
   const flush = () => (running ??= pump().finally(() => { running = null; }));

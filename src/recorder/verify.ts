@@ -74,3 +74,23 @@ export async function verifyRecordings(store: Store, root: string, verify: Verif
   const filesOk = items.every((i) => i.verdict === 'intact' || i.verdict === 'live');
   return { ok: filesOk && problems.length === 0, items, chain: { ok: problems.length === 0, rows: closed.length, problems } };
 }
+
+export interface AuditHeadCheck {
+  ok: boolean;
+  problem: string | null;
+  signedId: number | null;
+}
+
+/** The signed audit head must name a row that still exists with the same hash. */
+export async function verifyAuditHead(store: Store, verify: Verifier): Promise<AuditHeadCheck> {
+  const text = await store.meta.get('audit.head');
+  if (!text) return { ok: true, problem: null, signedId: null };
+  const head = JSON.parse(text) as { id: number; hash: string; signature: string };
+  if (!verify(Buffer.from(head.hash, 'hex'), Buffer.from(head.signature, 'base64'))) {
+    return { ok: false, problem: "the signed audit head is not this bastion's", signedId: head.id };
+  }
+  const row = (await store.audit.after(head.id - 1, 1))[0];
+  if (!row || row.id !== head.id) return { ok: false, problem: `audit rows up to #${head.id} were signed but the log now ends earlier (rows removed)`, signedId: head.id };
+  if (row.hash !== head.hash) return { ok: false, problem: `audit row #${head.id} differs from the one that was signed`, signedId: head.id };
+  return { ok: true, problem: null, signedId: head.id };
+}

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, fixtureKey, gh, ghJson, ghOk, tempDir } from '../helpers/cli.js';
 import { freePort, startProc, type Proc } from '../helpers/proc.js';
@@ -35,6 +36,16 @@ describe('gatehouse serve', () => {
     expect(lines.every((l) => typeof l.time === 'string' && typeof l.level === 'string')).toBe(true);
     const stop = ghJson<{ type: string; data: { signal: string } }[]>(data, ['audit', '--type', 'server.stop']);
     expect(stop.at(-1)!.data.signal).toBe('SIGTERM');
+
+    // The server signed the newest audit row it mirrored: removing rows from the end is noticed.
+    expect(ghOk(data, ['verify'])).toMatch(/signed head at event #5: valid/);
+    const db = new Database(path.join(data, 'gatehouse.db'));
+    db.exec('DROP TRIGGER audit_log_no_delete');
+    db.prepare('DELETE FROM audit_log WHERE id >= 4').run();
+    db.close();
+    const v = gh(data, ['verify']);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/audit head: BROKEN: audit rows up to #5 were signed but the log now ends earlier/);
   });
 
   it('does not print the next steps once an admin exists, and repeats no audit line after a restart', async () => {

@@ -53,14 +53,20 @@ export const commands: Command[] = [
       const s = await store.sessions.get(id!);
       if (!s) throw notFound(`no session "${id}"`, 'list sessions with: gatehouse sessions list');
       const channels = await store.sessions.channels(s.id);
+      const recordings = await store.recordings.list(s.id);
       const j = sessionJson(s);
       return {
-        json: { ...j, channels: channels.map((c) => ({ ...c, startedAt: isoTime(c.startedAt), endedAt: c.endedAt === null ? null : isoTime(c.endedAt) })) },
+        json: {
+          ...j,
+          channels: channels.map((c) => ({ ...c, startedAt: isoTime(c.startedAt), endedAt: c.endedAt === null ? null : isoTime(c.endedAt) })),
+          recordings: recordings.map((r) => ({ channel: r.channel, file: r.path, kind: r.kind, state: r.state, size: r.size, sha256: r.sha256, truncatedAtLimit: r.truncated })),
+        },
         text: [
           `session:  ${s.id}`, `user:     ${s.user} from ${s.sourceAddr}`, `target:   ${s.host ? `${s.login}@${s.host}` : '-'} (${s.mode})`,
           `started:  ${j.startedAt}`, `ended:    ${j.endedAt ?? 'live'}${s.endReason ? ` (${s.endReason})` : ''}`,
           `bytes:    ${s.bytesUp} up, ${s.bytesDown} down`,
-          ...channels.map((c) => `channel ${c.channel}: ${c.kind}${c.command ? ` ${JSON.stringify(c.command)}` : ''}${c.exitStatus !== null ? ` exit ${c.exitStatus}` : ''}${c.exitSignal ? ` signal ${c.exitSignal}` : ''}`),
+          ...channels.map((c) => `channel ${c.channel}: ${c.kind} as ${c.login}@${c.host}${c.command ? ` ${JSON.stringify(c.command)}` : ''}${c.exitStatus !== null ? ` exit ${c.exitStatus}` : ''}${c.exitSignal ? ` signal ${c.exitSignal}` : ''}`),
+          ...recordings.map((r) => `recording ${r.channel}: ${r.path} (${r.state}${r.size !== null ? `, ${r.size} B, sha256 ${r.sha256}` : ''})`),
         ].join('\n'),
       };
     },
