@@ -42,6 +42,9 @@ export interface AuditPayloads {
   };
   'admin.grant.remove': { grant: number; who: GrantWho; where: GrantWhere };
   'server.start': { version: string; ssh: string; web: string };
+  'admin.session.kill': { session: string; user: string; reason: string };
+  'session.terminated': { session: string; user: string; reason: string; channel?: number; host?: string; cause?: string };
+  'session.refused': { user: string; source: string; reason: string; live: number; limit: number };
   'auth.success': { user: string; key: string; source: string; method: 'publickey+totp' | 'publickey+grace' };
   'auth.failure': { user: string; source: string; reason: AuthFailureReason; key?: string };
   'auth.locked': { user: string; source: string; until: string };
@@ -126,6 +129,9 @@ export function describe(ev: AuditDraft): string {
     case 'admin.host.trust': return `pinned host key ${ev.data.fingerprint} for host ${ev.data.host}`;
     case 'admin.grant.add': return `added grant #${ev.data.grant}: ${whoText(ev.data.who)} → ${whereText(ev.data.where)} as ${ev.data.logins.join(',')} [${ev.data.rights.join(',')}]${ev.data.until ? ` until ${ev.data.until}` : ''}`;
     case 'admin.grant.remove': return `removed grant #${ev.data.grant}: ${whoText(ev.data.who)} → ${whereText(ev.data.where)}`;
+    case 'admin.session.kill': return `asked to end session ${ev.data.session} of ${ev.data.user}${ev.data.reason ? `: ${ev.data.reason}` : ''}`;
+    case 'session.terminated': return `session ${ev.data.session} of ${ev.data.user}${ev.data.channel !== undefined ? ` channel ${ev.data.channel}` : ''} ended: ${ev.data.reason}${ev.data.cause ? ` (after ${ev.data.cause})` : ''}`;
+    case 'session.refused': return `session of ${ev.data.user} from ${ev.data.source} refused: ${ev.data.reason} (${ev.data.live} live, limit ${ev.data.limit})`;
     case 'server.start': return `server started (ssh ${ev.data.ssh}, web ${ev.data.web})`;
     case 'server.stop': return `server stopped (${ev.data.signal})`;
     case 'auth.success': return `${ev.data.user} logged in from ${ev.data.source} (${ev.data.method}, ${ev.data.key})`;

@@ -23,6 +23,8 @@ export interface Identity {
   user: string;
   userId: number;
   fingerprint: string;
+  /** The TOTP enrolment this login relied on: a reset (and re-enrolment) revokes the session. */
+  totpCreatedAt: number | null;
 }
 
 export interface AuthDeps {
@@ -98,8 +100,10 @@ export class ConnectionAuth {
     if (!pub || pub instanceof Error || pub.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) {
       return this.fail(ctx, user.name, 'bad_signature', ['publickey'], false, fp);
     }
-    this.factor1 = { user: user.name, userId: user.id, fingerprint: fp };
-    if (config.auth.mfaGrace > 0 && grace.trusts(user.name, fp, this.source)) {
+    const totp = await store.totp.get(user.name);
+    this.factor1 = { user: user.name, userId: user.id, fingerprint: fp, totpCreatedAt: totp?.createdAt ?? null };
+    // Grace needs the same TOTP enrolment as when it was granted: a reset ends the trust.
+    if (config.auth.mfaGrace > 0 && totp && grace.trusts(user.name, fp, this.source, totp.createdAt)) {
       return this.succeed(ctx, this.factor1, 'publickey+grace');
     }
     ctx.reject(['keyboard-interactive'], true);
@@ -134,8 +138,8 @@ export class ConnectionAuth {
       return this.fail(ctx, who.user, reason, ['keyboard-interactive'], true, who.fingerprint);
     }
     await store.lockout.clear(who.userId);
-    this.deps.grace.remember(who.user, who.fingerprint, this.source);
-    return this.succeed(ctx, who, 'publickey+totp');
+    this.deps.grace.remember(who.user, who.fingerprint, this.source, rec.createdAt);
+    return this.succeed(ctx, { ...who, totpCreatedAt: rec.createdAt }, 'publickey+totp');
   }
 
   private async succeed(ctx: AuthContext, who: Identity, method: 'publickey+totp' | 'publickey+grace'): Promise<void> {

@@ -35,22 +35,23 @@ export class AddressThrottle {
  * with the key alone for a while. Any revocation of the user or key must call forget().
  */
 export class MfaGrace {
-  private readonly trusted = new Map<string, number>();
+  private readonly trusted = new Map<string, { until: number; enrolment: number }>();
   constructor(private readonly clock: Clock, private readonly graceMs: number) {}
 
   private key(user: string, fingerprint: string, address: string): string {
     return `${user}\u0000${fingerprint}\u0000${address}`;
   }
 
-  remember(user: string, fingerprint: string, address: string): void {
-    if (this.graceMs > 0) this.trusted.set(this.key(user, fingerprint, address), this.clock.now() + this.graceMs);
+  /** `enrolment` identifies the TOTP enrolment that was used: trust ends with it. */
+  remember(user: string, fingerprint: string, address: string, enrolment: number): void {
+    if (this.graceMs > 0) this.trusted.set(this.key(user, fingerprint, address), { until: this.clock.now() + this.graceMs, enrolment });
   }
 
-  trusts(user: string, fingerprint: string, address: string): boolean {
+  trusts(user: string, fingerprint: string, address: string, enrolment: number): boolean {
     const k = this.key(user, fingerprint, address);
-    const until = this.trusted.get(k);
-    if (until === undefined) return false;
-    if (until <= this.clock.now()) {
+    const t = this.trusted.get(k);
+    if (t === undefined) return false;
+    if (t.until <= this.clock.now() || t.enrolment !== enrolment) {
       this.trusted.delete(k);
       return false;
     }

@@ -25,6 +25,8 @@ export interface ChannelDeps {
    * then refused with the error's message (recording fails closed).
    */
   observers: (ctx: ChannelContext) => Promise<ChannelObserver[]>;
+  /** Called when a channel starts relaying (revocation arms the grant's expiry timer). */
+  onChannel?: (live: LiveConnection, grant: Grant) => void;
 }
 
 export interface ChannelContext {
@@ -82,6 +84,8 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
   session.on('subsystem', (accept, _reject, info) => begin('subsystem', info.name)(accept));
 
   async function start(request: Kind, down: ServerChannel, arg: string | null): Promise<void> {
+    await live.ready;
+    if (live.refusal !== null) return refuse(down, pty !== null, live.refusal, 1);
     let target: TargetRequest;
     if (request === 'exec') {
       const parsed = parseTarget(arg ?? '');
@@ -131,7 +135,10 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
       return refuse(down, tty, err instanceof Error ? err.message : String(err), 1);
     }
     obs = fanOut([
-      { onInput: (d) => { live.bytesUp += d.length; }, onOutput: (d) => { live.bytesDown += d.length; } },
+      {
+        onInput: (d) => { live.bytesUp += d.length; live.lastActivity = deps.clock.now(); live.idleWarned = false; },
+        onOutput: (d) => { live.bytesDown += d.length; live.lastActivity = deps.clock.now(); live.idleWarned = false; },
+      },
       digest, ...extra,
     ], (err) => deps.log.error({ err, session: live.id }, 'observer failed'));
 
@@ -151,7 +158,15 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
 
     const upCh = up;
     const unregister = live.onClose(() => upCh.close());
+    const nl = tty ? '\r\n' : '\n';
+    live.channels.set(channel, {
+      channel, grant, action, tty,
+      end: (message) => refuse(down, tty, message, 255),
+      notify: (message) => { try { down.stderr.write(`${nl}gatehouse: ${message}${nl}`); } catch { /* closed */ } },
+    });
+    deps.onChannel?.(live, grant);
     const exit = await relayChannel(down, upCh, obs);
+    live.channels.delete(channel);
     unregister();
     await finishRow(exit);
   }

@@ -1,6 +1,6 @@
 import type { Client } from 'ssh2';
 import type { Identity } from '../auth/authenticator.js';
-import type { Grant } from '../auth/policy.js';
+import type { Action, Grant } from '../auth/policy.js';
 import { dial } from './dialer.js';
 
 /**
@@ -8,7 +8,25 @@ import { dial } from './dialer.js';
  * per login@host, shared by its channels, so ControlMaster multiplexing costs one upstream), and
  * the byte counts for the session row.
  */
+/** A relayed channel, as revocation sees it: what it was allowed by, and how to end it. */
+export interface ActiveChannel {
+  channel: number;
+  grant: Grant;
+  action: Action;
+  tty: boolean;
+  /** Say one line to the operator, then close the channel. */
+  end(message: string): void;
+  /** Write a line to the operator without ending anything (idle warning). */
+  notify(message: string): void;
+}
+
 export class LiveConnection {
+  readonly channels = new Map<number, ActiveChannel>();
+  /** Last input or output on any channel (idle timeout). */
+  lastActivity: number;
+  idleWarned = false;
+  /** Set when the connection is refused after authentication (session limit): channels get this line. */
+  refusal: string | null = null;
   bytesUp = 0;
   bytesDown = 0;
   /** Resolves once the session row exists. */
@@ -25,7 +43,9 @@ export class LiveConnection {
     readonly source: string,
     readonly startedAt: number,
     private readonly clientKey: Buffer,
-  ) {}
+  ) {
+    this.lastActivity = startedAt;
+  }
 
   track(p: Promise<unknown>): void {
     this.pending.add(p);

@@ -10,6 +10,7 @@ import { SERVER_ALGORITHMS } from './algorithms.js';
 import { handleSessionChannel, type ChannelDeps } from './channels.js';
 import { LiveConnection } from './live.js';
 import { OPEN_FAILURE, rejectWith } from './reject.js';
+import { startPolicyWatcher, type LiveEntry, type PolicyWatcher } from './revocation.js';
 
 /**
  * The SSH listener. One connection's life, in order:
@@ -27,7 +28,8 @@ export interface SshServerDeps extends AuthDeps, ChannelDeps {
 export interface SshServer {
   listen(addr: ListenAddress): Promise<AddressInfo>;
   /** Live operator connections, by session id. */
-  readonly live: ReadonlyMap<string, { live: LiveConnection; end(reason: string, message?: string): void }>;
+  readonly live: ReadonlyMap<string, LiveEntry>;
+  readonly watcher: PolicyWatcher;
   close(reason: string): Promise<void>;
 }
 
@@ -49,7 +51,9 @@ export function assertNativeCrypto(binding: { bindingAvailable: boolean } = load
 export function createSshServer(deps: SshServerDeps): SshServer {
   assertNativeCrypto();
   const { store, log, config, clock } = deps;
-  const live = new Map<string, { live: LiveConnection; end(reason: string, message?: string): void }>();
+  const live = new Map<string, LiveEntry>();
+  const watcher = startPolicyWatcher({ store, clock, log, config, grace: deps.grace, entries: () => live.values() });
+  const channelDeps: SshServerDeps = { ...deps, onChannel: (_live, grant) => watcher.armExpiry(grant.until) };
   const sockets = new Set<Connection>();
   const pending = new Set<Promise<void>>();
 
@@ -67,21 +71,38 @@ export function createSshServer(deps: SshServerDeps): SshServer {
       const identity = auth.identity!;
       const session = new LiveConnection(deps.ids.sessionId(), identity, source, clock.now(), deps.clientKey);
       let endReason = 'client_closed';
-      const entry = {
+      const entry: LiveEntry = {
         live: session,
-        end(reason: string, message?: string) {
+        end(reason, message) {
           endReason = reason;
-          if (message) log.info({ session: session.id, reason }, message);
-          conn.end();
+          // Each channel gets the message (stderr, exit 255, close); the connection closes once
+          // they have gone, or after a second at most.
+          for (const ch of session.channels.values()) ch.end(message);
+          let waited = 0;
+          const closeWhenDone = setInterval(() => {
+            waited += 50;
+            if (session.channels.size === 0 || waited >= 1000) {
+              clearInterval(closeWhenDone);
+              conn.end();
+            }
+          }, 50);
         },
       };
       live.set(session.id, entry);
       const opened = (async () => {
+        const running = await store.sessions.countLive(identity.user);
+        if (running >= config.sessions.maxPerUser) {
+          session.refusal = `you already have ${running} live sessions (the limit is ${config.sessions.maxPerUser}); end one first`;
+          await store.audit.append(draft('session.refused', 'system', { user: identity.user, source, reason: 'max_per_user', live: running, limit: config.sessions.maxPerUser }));
+          live.delete(session.id);
+          endReason = 'refused';
+          return;
+        }
         await store.sessions.open({ id: session.id, user: identity.user, keyFingerprint: identity.fingerprint, sourceAddr: source, mode: 'command' });
         await store.audit.append(draft('session.start', 'system', { session: session.id, user: identity.user, source, key: identity.fingerprint }));
       })();
       session.ready = opened;
-      conn.on('session', (accept) => handleSessionChannel(accept(), session, deps));
+      conn.on('session', (accept) => handleSessionChannel(accept(), session, channelDeps));
       // Port forwarding arrives with ProxyJump support; until then it is refused, as are -R and streamlocal.
       conn.on('tcpip', (_accept, reject) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, 'port forwarding and ssh -J are not enabled on this gatehouse'));
       conn.on('openssh.streamlocal', (_accept, reject) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, 'unix socket forwarding is refused'));
@@ -92,6 +113,7 @@ export function createSshServer(deps: SshServerDeps): SshServer {
         live.delete(session.id);
         session.closeUpstreams();
         const closing = opened.then(() => session.settled()).then(async () => {
+          if (session.refusal !== null) return;
           const row = await store.sessions.close(session.id, endReason, session.bytesUp, session.bytesDown);
           await store.audit.append(draft('session.end', 'system', {
             session: session.id, user: identity.user, reason: endReason, durationMs: clock.now() - session.startedAt,
@@ -120,6 +142,7 @@ export function createSshServer(deps: SshServerDeps): SshServer {
 
   return {
     live,
+    watcher,
     listen(addr) {
       return new Promise((resolve, reject) => {
         const onError = (err: Error) => reject(new GatehouseError('GH_RUNTIME', `cannot listen on ${addr.host}:${addr.port}: ${err.message}`, {
@@ -133,9 +156,10 @@ export function createSshServer(deps: SshServerDeps): SshServer {
       });
     },
     async close(reason) {
+      watcher.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const e of live.values()) e.end(reason);
+        for (const e of live.values()) e.end(reason, 'the bastion is shutting down');
         for (const c of sockets) c.end();
         if (sockets.size === 0) resolve();
       });

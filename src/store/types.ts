@@ -40,6 +40,15 @@ export interface TotpRecord {
   userId: number;
   sealedSecret: Buffer;
   lastStep: number | null;
+  /** Changes when TOTP is reset and enrolled again: sessions authenticated before end. */
+  createdAt: number;
+}
+
+export interface KillRequest {
+  id: number;
+  sessionId: string;
+  reason: string;
+  actor: string;
 }
 
 export interface GroupRecord {
@@ -211,6 +220,16 @@ export interface Store {
     list(): Promise<GrantRecord[]>;
     remove(id: number, meta: ChangeMeta): Promise<void>;
   };
+  readonly policy: {
+    /** A number that changes whenever anything access depends on changes, in any process. */
+    version(): Promise<number>;
+  };
+  readonly kills: {
+    /** Ask the server to end a live session (the CLI is another process). */
+    request(sessionId: string, reason: string, meta: ChangeMeta): Promise<void>;
+    pending(): Promise<KillRequest[]>;
+    done(id: number): Promise<void>;
+  };
   readonly lockout: {
     /** Epoch ms until which the user is locked, or null. */
     lockedUntil(userId: number, now: number): Promise<number | null>;
@@ -225,6 +244,8 @@ export interface Store {
     close(id: string, reason: string, bytesUp: number, bytesDown: number): Promise<SessionRecord | null>;
     /** Close every session a previous run left open (crash): returns their ids. */
     closeInterrupted(): Promise<string[]>;
+    /** Live sessions of a user, across every process sharing the store. */
+    countLive(user: string): Promise<number>;
     openChannel(c: { sessionId: string; channel: number; kind: string; command: string | null; pty: boolean; host: string; login: string }): Promise<void>;
     closeChannel(c: { sessionId: string; channel: number; exitStatus: number | null; exitSignal: string | null } & StreamDigests): Promise<void>;
     list(filter: SessionFilter): Promise<SessionRecord[]>;

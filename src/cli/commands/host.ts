@@ -49,24 +49,30 @@ export const commands: Command[] = [
     },
   },
   {
-    names: ['host', 'trust'], args: 'NAME [--yes]', summary: 'connect to a host, show its key fingerprint and pin it',
-    help: 'Compare the fingerprint with one obtained out of band (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host).\n--yes pins without asking (required when stdin is not a terminal).',
-    options: { yes: { type: 'boolean' } }, positionals: { min: 1, max: 1 },
+    names: ['host', 'trust'], args: 'NAME [--host-key "TYPE BASE64"] [--yes]', summary: 'connect to a host, show its key fingerprint and pin it (or pin a key given)',
+    help: 'Compare the fingerprint with one obtained out of band (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host).\n--host-key pins the key given instead of fetching one. --yes pins without asking (required when stdin is not a terminal).\nSessions to the host made under the old key end at once.',
+    options: { yes: { type: 'boolean' }, 'host-key': { type: 'string' } }, positionals: { min: 1, max: 1 },
     async handler(ctx, values, [name]) {
+      const given = str(values, 'host-key');
+      const givenKey = given === undefined ? null : parsePublicKey(given, '--host-key');
       const { store } = await ctx.open();
       const h = await store.hosts.get(name!);
       if (!h) throw notFound(`no host named "${name}"`, 'list hosts with: gatehouse host list');
       let presented;
-      try {
-        presented = await fetchHostKey(h.address, h.port);
-      } catch (err) {
-        throw new GatehouseError('GH_RUNTIME', `cannot fetch the host key of ${h.name} (${h.address}:${h.port}): ${(err as Error).message}`, {
-          hint: 'check the address and port, and that sshd runs there',
-        });
+      if (givenKey) {
+        presented = { publicKey: givenKey.publicKey, fingerprint: givenKey.fingerprint };
+      } else {
+        try {
+          presented = await fetchHostKey(h.address, h.port);
+        } catch (err) {
+          throw new GatehouseError('GH_RUNTIME', `cannot fetch the host key of ${h.name} (${h.address}:${h.port}): ${(err as Error).message}`, {
+            hint: 'check the address and port, and that sshd runs there',
+          });
+        }
       }
       const previous = h.hostKey ? parsePublicKey(h.hostKey).fingerprint : null;
       if (previous === presented.fingerprint) return { text: `host ${h.name} already has ${presented.fingerprint} pinned` };
-      ctx.stderr.write(`${h.name} (${h.address}:${h.port}) presents ${presented.publicKey.split(' ')[0]} ${presented.fingerprint}\n`);
+      ctx.stderr.write(`${h.name} (${h.address}:${h.port}) ${givenKey ? 'gets' : 'presents'} ${presented.publicKey.split(' ')[0]} ${presented.fingerprint}\n`);
       if (previous) ctx.stderr.write(`WARNING: the pinned key is ${previous}; pinning the new one replaces it\n`);
       const yes = values.yes === true || (await confirm('Pin this key?', ctx.stdin, ctx.stderr));
       if (!yes) {

@@ -127,4 +127,13 @@ export const commands: Command[] = [
       return { json: manifest, text: `exported ${files.length} recording(s) and manifest.json to ${out}` };
     },
   },
+  {
+    names: ['sessions', 'kill'], args: 'ID [--reason TEXT]', summary: 'end a live session (the server ends it within a second)',
+    options: { reason: { type: 'string' } }, positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [id]) {
+      const { store } = await ctx.open();
+      await store.kills.request(id!, str(values, 'reason') ?? '', { actor: ctx.actor });
+      return { text: `asked the server to end session ${id}` };
+    },
+  },
 ];

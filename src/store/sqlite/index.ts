@@ -8,6 +8,7 @@ import { hostsTable } from './hosts.js';
 import { keysTable } from './keys.js';
 import { lockoutTable } from './lockout.js';
 import { metaTable } from './meta.js';
+import { killsTable, policyTable } from './policy.js';
 import { recordingsTable } from './recordings.js';
 import { sessionsTable } from './sessions.js';
 import { totpTable } from './totp.js';
@@ -24,6 +25,8 @@ export function createSqliteStore(file: string, clock: Clock): Store {
     groups: groupsTable(ctx),
     hosts: hostsTable(ctx),
     grants: grantsTable(ctx),
+    policy: policyTable(ctx),
+    kills: killsTable(ctx),
     lockout: lockoutTable(ctx),
     sessions: sessionsTable(ctx),
     recordings: recordingsTable(ctx),

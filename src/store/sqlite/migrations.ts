@@ -196,4 +196,75 @@ export const MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX recordings_seq ON recordings(seq);
   ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'terminal';
   `,
+  // 4: revocation. Every change to who may reach what bumps meta.policy_version, whichever
+  // process commits it; the server polls that one value and re-authorizes live sessions.
+  // session_kills carries "end this session" requests from the CLI to the server.
+  `
+  CREATE TABLE session_kills (
+    id         INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    reason     TEXT NOT NULL DEFAULT '',
+    actor      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    done_at    INTEGER
+  ) STRICT;
+  INSERT OR IGNORE INTO meta (key, value) VALUES ('policy_version', '0');
+  CREATE TRIGGER policy_version_users_insert AFTER INSERT ON users
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_users_update AFTER UPDATE ON users
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_users_delete AFTER DELETE ON users
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_user_roles_insert AFTER INSERT ON user_roles
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_user_roles_update AFTER UPDATE ON user_roles
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_user_roles_delete AFTER DELETE ON user_roles
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_ssh_keys_insert AFTER INSERT ON ssh_keys
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_ssh_keys_update AFTER UPDATE ON ssh_keys
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_ssh_keys_delete AFTER DELETE ON ssh_keys
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_user_groups_insert AFTER INSERT ON user_groups
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_user_groups_update AFTER UPDATE ON user_groups
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_user_groups_delete AFTER DELETE ON user_groups
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_group_members_insert AFTER INSERT ON group_members
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_group_members_update AFTER UPDATE ON group_members
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_group_members_delete AFTER DELETE ON group_members
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_hosts_insert AFTER INSERT ON hosts
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_hosts_update AFTER UPDATE ON hosts
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_hosts_delete AFTER DELETE ON hosts
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_host_group_members_insert AFTER INSERT ON host_group_members
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_host_group_members_update AFTER UPDATE ON host_group_members
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_host_group_members_delete AFTER DELETE ON host_group_members
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_grants_insert AFTER INSERT ON grants
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_grants_update AFTER UPDATE ON grants
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_grants_delete AFTER DELETE ON grants
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_session_kills_insert AFTER INSERT ON session_kills
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_totp_insert AFTER INSERT ON totp
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  CREATE TRIGGER policy_version_totp_delete AFTER DELETE ON totp
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  -- Claiming a TOTP step (every login) updates last_step only: not a policy change.
+  CREATE TRIGGER policy_version_totp_secret AFTER UPDATE OF secret ON totp
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  `,
 ];

@@ -49,6 +49,9 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
         return ids;
       }).immediate();
     },
+    async countLive(user) {
+      return db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM sessions WHERE user_name = ? AND ended_at IS NULL').get(user)!.n;
+    },
     async openChannel(c) {
       db.prepare('INSERT INTO channels (session_id, channel, kind, command, pty, host_name, login, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(c.sessionId, c.channel, c.kind, c.command, c.pty ? 1 : 0, c.host, c.login, clock.now());

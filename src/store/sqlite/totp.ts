@@ -22,11 +22,11 @@ export function totpTable(ctx: Ctx): Store['totp'] {
     },
     async get(user) {
       const row = db
-        .prepare<[string], { user_id: number; secret: Buffer; last_step: number | null }>(
-          'SELECT t.user_id, t.secret, t.last_step FROM totp t JOIN users u ON u.id = t.user_id WHERE u.name = ?',
+        .prepare<[string], { user_id: number; secret: Buffer; last_step: number | null; created_at: number }>(
+          'SELECT t.user_id, t.secret, t.last_step, t.created_at FROM totp t JOIN users u ON u.id = t.user_id WHERE u.name = ?',
         )
         .get(user);
-      return row ? { userId: row.user_id, sealedSecret: row.secret, lastStep: row.last_step } : null;
+      return row ? { userId: row.user_id, sealedSecret: row.secret, lastStep: row.last_step, createdAt: row.created_at } : null;
     },
     async reset(user, meta) {
       ctx.change(() => {

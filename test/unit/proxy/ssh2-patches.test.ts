@@ -141,3 +141,20 @@ describe('ssh2 1.17.0 patches', () => {
     expect(src).toMatch(/ecdsa-sha2-nistp521,'\s*\n\s*\+ 'rsa-sha2-512/);
   });
 });
+
+describe('ssh2 1.17.0 keygen patch', () => {
+  it('every generated ed25519 key loads, including the 1 in 256 whose public key starts with 0x00', () => {
+    // 2000 keys: the chance that none of them starts with a zero byte is (255/256)^2000, about 0.04 %.
+    let withLeadingZero = 0;
+    for (let i = 0; i < 2000; i++) {
+      const pair = ssh2.utils.generateKeyPairSync('ed25519');
+      const parsed = ssh2.utils.parseKey(pair.private);
+      expect(parsed instanceof Error ? parsed.message : 'ok').toBe('ok');
+      const pub = ssh2.utils.parseKey(pair.public);
+      const blob = (pub as { getPublicSSH(): Buffer }).getPublicSSH();
+      expect(blob.length).toBe(51); // 4 + "ssh-ed25519" + 4 + 32
+      if (blob[19] === 0) withLeadingZero++;
+    }
+    expect(withLeadingZero).toBeGreaterThan(0);
+  });
+});

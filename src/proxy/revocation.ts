@@ -1,0 +1,195 @@
+import { draft } from '../audit/events.js';
+import { authorize, type DenyReason } from '../auth/policy.js';
+import type { MfaGrace } from '../auth/throttle.js';
+import type { Config } from '../config/schema.js';
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import { formatDuration } from '../shared/units.js';
+import type { HostRecord, Store } from '../store/types.js';
+import type { LiveConnection } from './live.js';
+
+/**
+ * Revocation in one place. Whenever the policy version changes (any process, any change to users,
+ * roles, keys, TOTP, groups, hosts or grants) every live connection and every channel in it is
+ * authorized again with the same policy function; what it no longer allows is ended, said to the
+ * operator and audited as session.terminated. Grant expiry arms a timer at the expiry time. The
+ * same loop applies the session limits (idle timeout with a warning, maximum length) and carries
+ * out `gatehouse sessions kill` requests.
+ */
+export interface LiveEntry {
+  live: LiveConnection;
+  /** End the whole connection: channels get the message, then the connection closes. */
+  end(reason: string, message: string): void;
+}
+
+export interface WatcherDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  config: Config;
+  grace: MfaGrace;
+  entries: () => Iterable<LiveEntry>;
+}
+
+export interface PolicyWatcher {
+  /** Re-authorize now (also runs on every policy change and at grant expiry). */
+  recheck(): Promise<void>;
+  armExpiry(until: number | null): void;
+  stop(): void;
+}
+
+const POLL_MS = 200;
+const REVOKED = 'access revoked by an administrator';
+/** setTimeout's longest delay; later expiries re-arm on the way. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function channelMessage(reason: DenyReason | 'host_removed' | 'host_key_changed', host: string): string {
+  return reason === 'grant_expired' ? `your access to ${host} has expired` : REVOKED;
+}
+
+export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
+  const { store, clock, log, config, grace } = deps;
+  let version: number | null = null;
+  let running: Promise<void> | null = null;
+  let again = false;
+  const timers = new Set<NodeJS.Timeout>();
+
+  async function cause(): Promise<string | undefined> {
+    const last = (await store.audit.list({ type: 'admin', limit: 1 }))[0];
+    return last ? `${last.type} #${last.id} by ${last.actor}` : undefined;
+  }
+
+  async function terminated(entry: LiveEntry, reason: string, extra: { channel?: number; host?: string; cause?: string }) {
+    await store.audit.append(draft('session.terminated', 'system', { session: entry.live.id, user: entry.live.identity.user, reason, ...extra }));
+  }
+
+  async function recheckOnce(): Promise<void> {
+    const entries = [...deps.entries()];
+    if (entries.length === 0) return;
+    const now = clock.now();
+    const [grants, hostList] = await Promise.all([store.grants.list(), store.hosts.list()]);
+    const hosts = new Map<string, HostRecord>(hostList.map((h) => [h.name, h]));
+    let why: string | undefined;
+    const causeOnce = async () => (why ??= await cause());
+    for (const entry of entries) {
+      const id = entry.live.identity;
+      const user = await store.users.get(id.user);
+      let reason: string | null = null;
+      if (!user || user.id !== id.userId) reason = 'user_removed';
+      else if (user.disabled) reason = 'user_disabled';
+      else if (!user.roles.includes('operator')) reason = 'role_removed';
+      else {
+        const key = await store.keys.byFingerprint(id.fingerprint);
+        if (!key || key.user !== user.name) reason = 'key_removed';
+        else if ((await store.totp.get(user.name))?.createdAt !== id.totpCreatedAt) reason = 'totp_reset';
+      }
+      if (reason !== null) {
+        grace.forget(id.user, reason === 'key_removed' ? id.fingerprint : undefined);
+        await terminated(entry, reason, { cause: await causeOnce() });
+        entry.end(`revoked:${reason}`, REVOKED);
+        continue;
+      }
+      for (const ch of [...entry.live.channels.values()]) {
+        const host = hosts.get(ch.grant.host);
+        let chReason: DenyReason | 'host_removed' | 'host_key_changed' | null = null;
+        if (!host) chReason = 'host_removed';
+        else if (host.hostKey !== ch.grant.hostKey) chReason = 'host_key_changed';
+        else {
+          const d = authorize({ user: user!, host, login: ch.grant.login, action: ch.action }, grants, now);
+          if (!d.allow) chReason = d.reason;
+        }
+        if (chReason === null) continue;
+        await terminated(entry, chReason, { channel: ch.channel, host: ch.grant.host, ...(chReason === 'grant_expired' ? {} : { cause: await causeOnce() }) });
+        entry.live.channels.delete(ch.channel);
+        ch.end(channelMessage(chReason, ch.grant.host));
+      }
+    }
+  }
+
+  /** Serialized: a change arriving during a pass schedules exactly one more pass. */
+  function recheck(): Promise<void> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = recheckOnce()
+      .catch((err: unknown) => log.error({ err }, 'revocation check failed'))
+      .finally(() => {
+        running = null;
+        if (again) {
+          again = false;
+          void recheck();
+        }
+      });
+    return running;
+  }
+
+  async function carryOutKills(): Promise<void> {
+    const byId = new Map([...deps.entries()].map((e) => [e.live.id, e]));
+    for (const k of await store.kills.pending()) {
+      const entry = byId.get(k.sessionId);
+      if (entry) {
+        await terminated(entry, 'killed_by_admin', { cause: `admin.session.kill by ${k.actor}${k.reason ? `: ${k.reason}` : ''}` });
+        entry.end('killed_by_admin', 'session ended by an administrator');
+        await store.kills.done(k.id);
+      } else if ((await store.sessions.get(k.sessionId))?.endedAt !== null) {
+        await store.kills.done(k.id); // already over; on a cluster another node may hold it
+      }
+    }
+  }
+
+  async function limits(): Promise<void> {
+    const now = clock.now();
+    const { idleTimeout, maxDuration } = config.sessions;
+    const warnBefore = Math.min(60_000, Math.floor(idleTimeout / 2));
+    for (const entry of deps.entries()) {
+      const live = entry.live;
+      if (now - live.startedAt >= maxDuration) {
+        await terminated(entry, 'max_duration', {});
+        entry.end('max_duration', `session ended: maximum session length (${formatDuration(maxDuration)}) reached`);
+        continue;
+      }
+      const idle = now - live.lastActivity;
+      if (idle >= idleTimeout) {
+        await terminated(entry, 'idle_timeout', {});
+        entry.end('idle_timeout', `session ended: idle for ${formatDuration(idleTimeout)}`);
+      } else if (idle >= idleTimeout - warnBefore && !live.idleWarned && live.channels.size > 0) {
+        live.idleWarned = true;
+        for (const ch of live.channels.values()) ch.notify(`idle: this session ends in ${formatDuration(idleTimeout - idle)} without activity`);
+      }
+    }
+  }
+
+  const tick = setInterval(() => {
+    void (async () => {
+      const v = await store.policy.version();
+      if (v !== version) {
+        version = v;
+        await recheck();
+        await carryOutKills();
+      }
+      await limits();
+    })().catch((err: unknown) => log.error({ err }, 'policy watcher failed'));
+  }, POLL_MS);
+  tick.unref();
+
+  return {
+    recheck,
+    armExpiry(until) {
+      if (until === null) return;
+      const delay = Math.min(MAX_TIMER_MS, Math.max(0, until - clock.now()) + 5);
+      const t = setTimeout(() => {
+        timers.delete(t);
+        if (until - clock.now() > 0) this.armExpiry(until);
+        else void recheck();
+      }, delay);
+      t.unref();
+      timers.add(t);
+    },
+    stop() {
+      clearInterval(tick);
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    },
+  };
+}
