@@ -42,7 +42,7 @@ export function createGatehouse(deps: Deps, observers?: ObserverFactory): Gateho
   observers ??= createRecorderFactory({ config, store, clock: highResClock, log, root: dataDir.paths.recordings, hostKey: dataDir.hostKey });
   const ssh = createSshServer({
     store, clock, config, log, ids: deps.ids, observers,
-    hostKey: dataDir.hostKey, clientKey: dataDir.clientKey, masterKey: dataDir.masterKey,
+    hostKey: dataDir.hostKey, clientKey: dataDir.clientKey, masterKey: dataDir.masterKey, targetKeysDir: dataDir.paths.targetKeys,
     throttle: new AddressThrottle(clock), grace: new MfaGrace(clock, config.auth.mfaGrace),
   });
   return {

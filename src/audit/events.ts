@@ -10,7 +10,7 @@ export type Right = (typeof RIGHTS)[number];
 
 export type AuthFailureReason =
   | 'unknown_key' | 'key_user_mismatch' | 'weak_signature' | 'bad_signature' | 'user_disabled' | 'locked' | 'no_totp'
-  | 'wrong_code' | 'bad_code_format' | 'replayed_code' | 'too_many_attempts' | 'grace_timeout';
+  | 'wrong_code' | 'bad_code_format' | 'replayed_code' | 'too_many_attempts' | 'grace_timeout' | 'inner_key_mismatch';
 
 export type GrantWho = { kind: 'user'; name: string } | { kind: 'group'; name: string };
 export type GrantWhere = { kind: 'host'; name: string } | { kind: 'host-group'; name: string } | { kind: 'all' };
@@ -44,6 +44,8 @@ export interface AuditPayloads {
   'server.start': { version: string; ssh: string; web: string };
   'admin.session.kill': { session: string; user: string; reason: string };
   'session.terminated': { session: string; user: string; reason: string; channel?: number; host?: string; cause?: string };
+  'forward.open': { session: string; user: string; host: string; port: number; login: string; grant: number };
+  'forward.close': { session: string; user: string; host: string; port: number; bytesUp: number; bytesDown: number };
   'session.refused': { user: string; source: string; reason: string; live: number; limit: number };
   'auth.success': { user: string; key: string; source: string; method: 'publickey+totp' | 'publickey+grace' };
   'auth.failure': { user: string; source: string; reason: AuthFailureReason; key?: string };
@@ -131,6 +133,8 @@ export function describe(ev: AuditDraft): string {
     case 'admin.grant.remove': return `removed grant #${ev.data.grant}: ${whoText(ev.data.who)} → ${whereText(ev.data.where)}`;
     case 'admin.session.kill': return `asked to end session ${ev.data.session} of ${ev.data.user}${ev.data.reason ? `: ${ev.data.reason}` : ''}`;
     case 'session.terminated': return `session ${ev.data.session} of ${ev.data.user}${ev.data.channel !== undefined ? ` channel ${ev.data.channel}` : ''} ended: ${ev.data.reason}${ev.data.cause ? ` (after ${ev.data.cause})` : ''}`;
+    case 'forward.open': return `${ev.data.user} forwards to ${ev.data.host}:${ev.data.port} (session ${ev.data.session}, grant #${ev.data.grant})`;
+    case 'forward.close': return `forward of ${ev.data.user} to ${ev.data.host}:${ev.data.port} closed, ${ev.data.bytesUp} B up, ${ev.data.bytesDown} B down`;
     case 'session.refused': return `session of ${ev.data.user} from ${ev.data.source} refused: ${ev.data.reason} (${ev.data.live} live, limit ${ev.data.limit})`;
     case 'server.start': return `server started (ssh ${ev.data.ssh}, web ${ev.data.web})`;
     case 'server.stop': return `server stopped (${ev.data.signal})`;

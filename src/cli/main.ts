@@ -13,12 +13,13 @@ import { commands as grant } from './commands/grant.js';
 import { commands as group } from './commands/group.js';
 import { commands as host } from './commands/host.js';
 import { commands as key } from './commands/key.js';
+import { commands as knownHosts } from './commands/knownhosts.js';
 import { commands as serve } from './commands/serve.js';
 import { commands as sessions } from './commands/sessions.js';
 import { commands as user } from './commands/user.js';
 import { commands as verify } from './commands/verify.js';
 
-export const COMMANDS: Command[] = [...serve, ...user, ...group, ...host, ...grant, ...access, ...sessions, ...audit, ...verify, ...key];
+export const COMMANDS: Command[] = [...serve, ...user, ...group, ...host, ...grant, ...access, ...sessions, ...audit, ...verify, ...key, ...knownHosts];
 
 const GLOBAL_OPTIONS: Options = {
   data: { type: 'string' },

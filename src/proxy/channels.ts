@@ -9,7 +9,8 @@ import { StreamDigest } from './digest.js';
 import type { LiveConnection } from './live.js';
 import { runMenu } from './menu.js';
 import { fanOut, relayChannel, type ChannelObserver, type ExitInfo } from './relay.js';
-import { findHost, parseTarget, type TargetRequest } from './target.js';
+import { findHost, isFileTransfer, parseTarget, type TargetRequest } from './target.js';
+import { knownHostsFor } from './targetkeys.js';
 
 /**
  * A session channel from the operator: gather pty/env, then on shell/exec/subsystem choose the
@@ -25,6 +26,8 @@ export interface ChannelDeps {
    * then refused with the error's message (recording fails closed).
    */
   observers: (ctx: ChannelContext) => Promise<ChannelObserver[]>;
+  /** Where the per-target host keys for `ssh -J` live (for `ssh … bastion known-hosts`). */
+  targetKeysDir: string;
   /** Called when a channel starts relaying (revocation arms the grant's expiry timer). */
   onChannel?: (live: LiveConnection, grant: Grant) => void;
 }
@@ -47,7 +50,11 @@ const ENV_ALLOWED = /^(TERM|LANG|LC_[A-Z_]+)$/;
 
 type Kind = ChannelContext['kind'];
 
-export function handleSessionChannel(session: Session, live: LiveConnection, deps: ChannelDeps): void {
+/**
+ * `fixed` is set for the channels of an inner (`ssh -J`) connection: the target was chosen when the
+ * operator opened the jump, so commands run as they are and the sftp subsystem is relayed.
+ */
+export function handleSessionChannel(session: Session, live: LiveConnection, deps: ChannelDeps, fixed?: { login: string; host: string }): void {
   let pty: PseudoTtyInfo | null = null;
   const env: Record<string, string> = {};
   let up: ClientChannel | null = null;
@@ -87,7 +94,15 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
     await live.ready;
     if (live.refusal !== null) return refuse(down, pty !== null, live.refusal, 1);
     let target: TargetRequest;
-    if (request === 'exec') {
+    if (fixed) {
+      if (request === 'subsystem' && arg !== 'sftp') return refuse(down, false, `subsystem "${arg}" is not allowed`, 1);
+      target = { ...fixed, command: request === 'exec' ? arg : null, ...(request === 'subsystem' ? { subsystem: 'sftp' } : {}) };
+    } else if (request === 'exec' && arg?.trim() === 'known-hosts') {
+      // Operators serve themselves the lines `ssh -J` needs.
+      const lines = await knownHostsFor(deps.store, deps.targetKeysDir, live.identity.user, deps.clock.now());
+      down.write(lines.map((l) => `${l}\n`).join(''), () => { down.exit(0); down.end(); });
+      return;
+    } else if (request === 'exec') {
       const parsed = parseTarget(arg ?? '');
       if (!parsed.ok) return refuse(down, pty !== null, parsed.message, 1);
       target = parsed.target;
@@ -98,7 +113,8 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
     } else {
       return refuse(down, false, `subsystem "${arg}" needs a target: use ssh -J (ProxyJump) for sftp`, 1);
     }
-    const action: Action = target.command === null ? 'shell' : 'exec';
+    const kind: ChannelContext['kind'] = target.subsystem ? 'subsystem' : target.command === null ? 'shell' : 'exec';
+    const action: Action = isFileTransfer(kind, target.command) ? 'sftp' : kind === 'shell' ? 'shell' : 'exec';
     const grant = await authorizeTarget(down, target, action);
     if (!grant) return;
 
@@ -109,13 +125,13 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
       return dialFailed(down, grant, err);
     }
     const channel = live.channelNumber();
-    const kind: ChannelContext['kind'] = target.command === null ? 'shell' : 'exec';
+    const command = target.subsystem ?? target.command;
     const tty = pty !== null;
     await live.ready;
     await deps.store.sessions.setTarget(live.id, grant.host, grant.login, grant.grantId);
-    await deps.store.sessions.openChannel({ sessionId: live.id, channel, kind, command: target.command, pty: tty, host: grant.host, login: grant.login });
+    await deps.store.sessions.openChannel({ sessionId: live.id, channel, kind, command, pty: tty, host: grant.host, login: grant.login });
     await deps.store.audit.append(draft('session.channel', 'system', {
-      session: live.id, user: live.identity.user, channel, kind, host: grant.host, login: grant.login, command: target.command, grant: grant.grantId,
+      session: live.id, user: live.identity.user, channel, kind, host: grant.host, login: grant.login, command, grant: grant.grantId,
     }));
 
     const digest = new StreamDigest();
@@ -123,7 +139,7 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
       sessionId: live.id, channel, exitStatus: exit?.code ?? null, exitSignal: exit?.signal ?? null, ...digest.digests(),
     });
     const cctx: ChannelContext = {
-      live, channel, kind, command: target.command, host: grant.host, login: grant.login, pty,
+      live, channel, kind, command, host: grant.host, login: grant.login, pty,
       abort: (message) => refuse(down, tty, message, 255),
       track: (p) => live.track(p),
     };
@@ -145,7 +161,8 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
     const envOpt = Object.keys(env).length ? env : undefined;
     up = await new Promise<ClientChannel>((resolve, reject) => {
       const cb = (err: Error | undefined, ch: ClientChannel) => (err ? reject(err) : resolve(ch));
-      if (target.command === null) client.shell(pty ?? false, { env: envOpt } as never, cb);
+      if (target.subsystem) client.subsys(target.subsystem, cb);
+      else if (target.command === null) client.shell(pty ?? false, { env: envOpt } as never, cb);
       else client.exec(target.command, { env: envOpt, pty: pty ?? undefined } as never, cb);
     }).catch((err: Error) => {
       const failed: ExitInfo = { code: null, signal: null, coreDumped: false, description: '' };

@@ -9,6 +9,7 @@ import type { ListenAddress } from '../shared/units.js';
 import { SERVER_ALGORITHMS } from './algorithms.js';
 import { handleSessionChannel, type ChannelDeps } from './channels.js';
 import { LiveConnection } from './live.js';
+import { handleDirectTcpip, type JumpDeps } from './jump.js';
 import { OPEN_FAILURE, rejectWith } from './reject.js';
 import { startPolicyWatcher, type LiveEntry, type PolicyWatcher } from './revocation.js';
 
@@ -53,7 +54,7 @@ export function createSshServer(deps: SshServerDeps): SshServer {
   const { store, log, config, clock } = deps;
   const live = new Map<string, LiveEntry>();
   const watcher = startPolicyWatcher({ store, clock, log, config, grace: deps.grace, entries: () => live.values() });
-  const channelDeps: SshServerDeps = { ...deps, onChannel: (_live, grant) => watcher.armExpiry(grant.until) };
+  const channelDeps: SshServerDeps & JumpDeps = { ...deps, ident: SSH_IDENT, onChannel: (_live, grant) => watcher.armExpiry(grant.until) };
   const sockets = new Set<Connection>();
   const pending = new Set<Promise<void>>();
 
@@ -103,8 +104,8 @@ export function createSshServer(deps: SshServerDeps): SshServer {
       })();
       session.ready = opened;
       conn.on('session', (accept) => handleSessionChannel(accept(), session, channelDeps));
-      // Port forwarding arrives with ProxyJump support; until then it is refused, as are -R and streamlocal.
-      conn.on('tcpip', (_accept, reject) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, 'port forwarding and ssh -J are not enabled on this gatehouse'));
+      // ssh -J and -L (direct-tcpip); -R (tcpip-forward) arrives as a global request and is refused below.
+      conn.on('tcpip', (accept, reject, info) => handleDirectTcpip(accept, reject, info, session, channelDeps));
       conn.on('openssh.streamlocal', (_accept, reject) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, 'unix socket forwarding is refused'));
       conn.on('request', (_accept, reject) => reject?.());
       conn.on('close', () => {

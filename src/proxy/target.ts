@@ -6,6 +6,8 @@ export interface TargetRequest {
   host: string;
   /** The command exactly as typed after the target, or null for an interactive shell. */
   command: string | null;
+  /** A subsystem (only "sftp"), on an inner `ssh -J` connection. */
+  subsystem?: string;
 }
 
 export type TargetParse = { ok: true; target: TargetRequest } | { ok: false; message: string };
@@ -26,4 +28,11 @@ export function findHost(hosts: HostRecord[], nameOrAddress: string): HostRecord
   if (byName) return byName;
   const byAddress = hosts.filter((h) => h.address === nameOrAddress);
   return byAddress.length === 1 ? byAddress[0]! : null;
+}
+
+/** File transfers get their command, byte counts and hashes recorded, and need the `sftp` right. */
+export function isFileTransfer(kind: 'shell' | 'exec' | 'subsystem', command: string | null): boolean {
+  if (kind === 'subsystem') return true;
+  if (command === null) return false;
+  return /^\s*scp(\s+-[A-Za-z0-9]+)*\s+-[A-Za-z]*[tf]/.test(command) || /^\s*rsync\s+--server\b/.test(command) || /^\s*(\S*\/)?sftp-server\b/.test(command);
 }

@@ -4,6 +4,7 @@ import ssh2 from 'ssh2';
 import { draft } from '../audit/events.js';
 import type { Config } from '../config/schema.js';
 import type { ChannelContext } from '../proxy/channels.js';
+import { isFileTransfer } from '../proxy/target.js';
 import type { ChannelObserver, ExitInfo } from '../proxy/relay.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
@@ -29,13 +30,6 @@ export interface RecorderDeps {
 }
 
 export class RecordingUnavailable extends Error {}
-
-/** File transfers get their command, byte counts and hashes recorded, not their binary stream. */
-export function isFileTransfer(kind: ChannelContext['kind'], command: string | null): boolean {
-  if (kind === 'subsystem') return true;
-  if (command === null) return false;
-  return /^\s*scp(\s+-[A-Za-z0-9]+)*\s+-[A-Za-z]*[tf]/.test(command) || /^\s*rsync\s+--server\b/.test(command) || /^\s*(\S*\/)?sftp-server\b/.test(command);
-}
 
 export function signer(hostKey: Buffer): (hash: string) => string {
   const parsed = ssh2.utils.parseKey(hostKey);
