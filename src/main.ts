@@ -10,13 +10,18 @@ import { createSqliteStore } from './store/sqlite/index.js';
  * Composition root: config → data dir → store → deps → start; signals stop it. Human-readable
  * start-up text goes to stderr; stdout carries only the JSON log.
  */
-export async function serve(flags: ConfigFlags, stderr: NodeJS.WriteStream = process.stderr): Promise<void> {
+export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean }, stderr: NodeJS.WriteStream = process.stderr): Promise<void> {
   const config = loadConfig(flags);
   const log = createLogger({ level: config.log.level });
   const dataDir = openDataDir(config.dataDir);
   preparePrivateFile(dataDir.paths.db);
   const store = createSqliteStore(dataDir.paths.db, systemClock);
-  const app = createGatehouse({ config, dataDir, store, clock: systemClock, log, ids: randomIds });
+  if (flags.benchNoRecording) {
+    // Only `npm run bench` uses this, to measure what recording costs. Never in production.
+    log.warn('BENCHMARK MODE: sessions are NOT recorded (--bench-no-recording)');
+    stderr.write('gatehouse: WARNING: --bench-no-recording: sessions are not recorded (benchmark use only)\n');
+  }
+  const app = createGatehouse({ config, dataDir, store, clock: systemClock, log, ids: randomIds }, flags.benchNoRecording ? async () => [] : undefined);
   const needsAdmin = !(await store.users.anyAdmin());
   // Signals are handled from before the first line is printed, so a quick SIGINT still stops cleanly.
   const stopped = new Promise<void>((resolve) => {

@@ -6,10 +6,13 @@ export const commands: Command[] = [
     names: ['serve'], args: '[--config FILE] [--data DIR] [--ssh-listen HOST:PORT] [--web-listen HOST:PORT]',
     summary: 'run the bastion (stops cleanly on SIGINT/SIGTERM)',
     help: 'Precedence: flag > environment (GATEHOUSE_DATA, GATEHOUSE_CONFIG, GATEHOUSE_SSH_LISTEN, GATEHOUSE_WEB_LISTEN, GATEHOUSE_LOG_LEVEL) > config file > default.',
-    options: { 'ssh-listen': { type: 'string' }, 'web-listen': { type: 'string' } },
+    options: { 'ssh-listen': { type: 'string' }, 'web-listen': { type: 'string' }, 'bench-no-recording': { type: 'boolean' } },
     positionals: { min: 0, max: 0 },
     async handler(ctx, values) {
-      await serve({ config: str(values, 'config'), data: str(values, 'data'), sshListen: str(values, 'ssh-listen'), webListen: str(values, 'web-listen') }, ctx.stderr);
+      await serve({
+        config: str(values, 'config'), data: str(values, 'data'), sshListen: str(values, 'ssh-listen'), webListen: str(values, 'web-listen'),
+        benchNoRecording: values['bench-no-recording'] === true,
+      }, ctx.stderr);
       return {};
     },
   },

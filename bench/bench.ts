@@ -1,0 +1,337 @@
+/**
+ * npm run bench: gatehouse against stock OpenSSH on this machine, every path in the same run and
+ * interleaved. Paths: (a) direct ssh → sshd, (b) OpenSSH ProxyJump through a stock sshd jump host,
+ * (c) gatehouse command mode, (d) gatehouse -J, recording on as in production. Prints a table and
+ * writes bench/results.json. Everything listens on 127.0.0.1 and every process is stopped by PID.
+ *
+ * Knobs (environment): BENCH_GIB (size of the bulk transfers, default 1), BENCH_SETUP_RUNS (20),
+ * BENCH_KEYS (500), BENCH_IDLE (concurrency: idle sessions, default 200), BENCH_TYPING (50),
+ * BENCH_REVOKE (20).
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ssh2 from 'ssh2';
+import { openDataDir, preparePrivateFile } from '../src/datadir/datadir.js';
+import { seal } from '../src/datadir/seal.js';
+import { newSecret } from '../src/auth/totp.js';
+import { parsePublicKey } from '../src/auth/sshkey.js';
+import { createSqliteStore } from '../src/store/sqlite/index.js';
+import { systemClock } from '../src/shared/clock.js';
+import { freePort, startProc, type Proc } from '../test/helpers/proc.js';
+import { startSshd, LOGIN } from '../test/helpers/sshd.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(ROOT, 'bin', 'gatehouse.js');
+const GIB = Number(process.env.BENCH_GIB ?? 1);
+const BYTES = Math.round(GIB * 1024 ** 3);
+const SETUP_RUNS = Number(process.env.BENCH_SETUP_RUNS ?? 20);
+const KEYS = Number(process.env.BENCH_KEYS ?? 500);
+const IDLE = Number(process.env.BENCH_IDLE ?? 200);
+const TYPING = Number(process.env.BENCH_TYPING ?? 50);
+const REVOKE = Number(process.env.BENCH_REVOKE ?? 20);
+const DEADLINE = Date.now() + 9.5 * 60_000;
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
+const procs: Proc[] = [];
+const log = (...a: unknown[]) => console.error('[bench]', ...a);
+
+// ---------------------------------------------------------------- setup
+interface Op { name: string; key: string; secret: string }
+
+async function setup() {
+  const keyFile = path.join(dir, 'id_op');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile]);
+  const data = path.join(dir, 'data');
+  const dd = openDataDir(data);
+  preparePrivateFile(dd.paths.db);
+  const clientPub = dd.clientPublicKey;
+  const opPub = fs.readFileSync(`${keyFile}.pub`, 'utf8').trim();
+  const target = await startSshd([clientPub, opPub]);
+  const jump = await startSshd([opPub]);
+  procs.push(target.proc, jump.proc);
+
+  // Operators: one per gatehouse login (a TOTP step is accepted once per user), made in-process.
+  const store = createSqliteStore(dd.paths.db, systemClock);
+  const meta = { actor: 'bench' };
+  await store.hosts.add({ name: 'target1', address: '127.0.0.1', port: target.port, groups: [], hostKey: target.hostKey, hostKeyFingerprint: parsePublicKey(target.hostKey).fingerprint }, meta);
+  const ops: Op[] = [];
+  const nOps = 4 * SETUP_RUNS + 2 * REVOKE + IDLE + 60;
+  for (let i = 0; i < nOps; i++) {
+    const name = `op${i}`;
+    const k = path.join(dir, `id_${name}`);
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: name });
+    fs.writeFileSync(k, pair.private, { mode: 0o600 });
+    await store.users.add(name, ['operator'], meta);
+    await store.keys.add(name, [parsePublicKey(pair.public)], meta);
+    const secret = newSecret();
+    await store.totp.enroll(name, (uid) => seal(dd.masterKey, Buffer.from(secret), `totp:user:${uid}`), true, meta);
+    await store.grants.add({ who: { kind: 'user', name }, where: { kind: 'host', name: 'target1' }, logins: [LOGIN], rights: ['shell', 'exec', 'sftp'], until: null, reason: 'bench' }, meta);
+    ops.push({ name, key: k, secret });
+  }
+  store.close();
+
+  const askpass = path.join(dir, 'askpass.sh');
+  fs.writeFileSync(askpass, '#!/bin/sh\nexec oathtool --totp -b "$GH_TOTP_SECRET"\n', { mode: 0o755 });
+  const start = async (extra: string[]) => {
+    const port = await freePort();
+    const cfg = path.join(dir, `gh-${port}.yaml`);
+    fs.writeFileSync(cfg, `sessions:\n  maxPerUser: 2000\n  idleTimeout: 1h\nlog:\n  level: warn\n`);
+    const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+    await p.waitFor(/ssh on/);
+    procs.push(p);
+    return { port, proc: p };
+  };
+  return { data, keyFile, target, jump, ops, askpass, start };
+}
+
+// ---------------------------------------------------------------- helpers
+const baseOpts = ['-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'IdentitiesOnly=yes'];
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: NodeJS.ReadableStream | null, sink?: (d: Buffer) => void): Promise<{ code: number | null; ms: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn('setsid', ['-w', cmd, ...args], { env, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => sink?.(d));
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    if (input && child.stdin) (input as NodeJS.ReadableStream).pipe(child.stdin);
+    child.on('close', (code) => resolve({ code, ms: Number(process.hrtime.bigint() - t0) / 1e6, stderr: err }));
+  });
+}
+
+function cpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN; };
+const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN; };
+
+// ---------------------------------------------------------------- main
+async function main() {
+  const env0 = { ...process.env };
+  const s = await setup();
+  const gh = await s.start([]);
+  const ghNoRec = await s.start(['--bench-no-recording']);
+  let nextOp = 0;
+  const op = () => s.ops[nextOp++ % s.ops.length]!;
+
+  type Path = 'a' | 'b' | 'c' | 'd';
+  const sshArgs = (p: Path, cipher: string | null, command: string[], who: Op, ghPort = gh.port): { args: string[]; env: NodeJS.ProcessEnv } => {
+    const c = cipher ? ['-o', `Ciphers=${cipher}`] : [];
+    const env = { ...env0, SSH_ASKPASS: s.askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0', GH_TOTP_SECRET: who.secret };
+    switch (p) {
+      case 'a': return { env, args: [...baseOpts, ...c, '-i', s.keyFile, '-p', String(s.target.port), `${LOGIN}@127.0.0.1`, ...command] };
+      case 'b': return { env, args: [...baseOpts, ...c, '-i', s.keyFile, '-o', `ProxyCommand=ssh ${baseOpts.join(' ')} -i ${s.keyFile} -p ${s.jump.port} -W %h:%p ${LOGIN}@127.0.0.1`, '-p', String(s.target.port), `${LOGIN}@127.0.0.1`, ...command] };
+      case 'c': return { env, args: [...baseOpts, ...c, '-i', who.key, '-p', String(ghPort), `${who.name}@127.0.0.1`, `${LOGIN}@target1`, ...command] };
+      case 'd': return { env, args: [...baseOpts, ...c, '-i', who.key, '-o', `ProxyCommand=ssh ${baseOpts.join(' ')} -i ${who.key} -p ${ghPort} -W target1:22 ${who.name}@127.0.0.1`, `${LOGIN}@target1`, ...command] };
+    }
+  };
+
+  const results: Record<string, unknown> = {};
+  const rows: string[][] = [];
+
+  // Bulk download and upload, interleaved across paths.
+  async function bulk(kind: 'download' | 'upload', cipher: string | null, paths: Path[], ghPort = gh.port, ghPid = gh.proc.child.pid!) {
+    const out: Record<string, { mibs: number; cpuPerGiB?: number }> = {};
+    for (const p of paths) {
+      const who = op();
+      const cmd = kind === 'download' ? [`head -c ${BYTES} /dev/zero`] : ['cat > /dev/null'];
+      const a = sshArgs(p, cipher, cmd, who, ghPort);
+      let got = 0;
+      const cpu0 = cpuSeconds(ghPid);
+      let input: NodeJS.ReadableStream | null = null;
+      if (kind === 'upload') input = spawn('head', ['-c', String(BYTES), '/dev/zero']).stdout;
+      const r = await run('ssh', a.args, a.env, input, (d) => { got += d.length; });
+      const cpu = cpuSeconds(ghPid) - cpu0;
+      if (r.code !== 0 || (kind === 'download' && got !== BYTES)) log(`${kind} ${p} failed: rc=${r.code} got=${got} ${r.stderr.trim()}`);
+      out[p] = { mibs: (BYTES / 1024 / 1024) / (r.ms / 1000), ...(p === 'c' || p === 'd' ? { cpuPerGiB: cpu / GIB } : {}) };
+    }
+    return out;
+  }
+
+  for (const cipher of [null, 'aes128-gcm@openssh.com']) {
+    const label = cipher ?? 'default';
+    const d = await bulk('download', cipher, ['a', 'b', 'c', 'd']);
+    results[`download_${label}`] = d;
+    rows.push([`download ${GIB} GiB (${label})`, ...(['a', 'b', 'c', 'd'] as Path[]).map((p) => `${d[p]!.mibs.toFixed(0)} MiB/s`),
+      `c/a ${(d.c!.mibs / d.a!.mibs).toFixed(2)}, c/b ${(d.c!.mibs / d.b!.mibs).toFixed(2)}, d/b ${(d.d!.mibs / d.b!.mibs).toFixed(2)}; gatehouse ${d.c!.cpuPerGiB!.toFixed(2)} CPU-s/GiB (c), ${d.d!.cpuPerGiB!.toFixed(2)} (d)`]);
+    log(rows.at(-1)!.join(' | '));
+  }
+  {
+    const u = await bulk('upload', null, ['a', 'b', 'c', 'd']);
+    results.upload_default = u;
+    rows.push([`upload ${GIB} GiB (default)`, ...(['a', 'b', 'c', 'd'] as Path[]).map((p) => `${u[p]!.mibs.toFixed(0)} MiB/s`),
+      `c/a ${(u.c!.mibs / u.a!.mibs).toFixed(2)}, c/b ${(u.c!.mibs / u.b!.mibs).toFixed(2)}, d/b ${(u.d!.mibs / u.b!.mibs).toFixed(2)}`]);
+    log(rows.at(-1)!.join(' | '));
+  }
+
+  // Connection setup: `ssh … true`, interleaved, a fresh operator (fresh TOTP step) per gatehouse login.
+  {
+    const times: Record<Path, number[]> = { a: [], b: [], c: [], d: [] };
+    for (let i = 0; i < SETUP_RUNS && Date.now() < DEADLINE; i++) {
+      for (const p of ['a', 'b', 'c', 'd'] as Path[]) {
+        const a = sshArgs(p, null, ['true'], op());
+        const r = await run('ssh', a.args, a.env);
+        if (r.code === 0) times[p].push(r.ms); else log(`setup ${p} failed: ${r.stderr.trim()}`);
+      }
+    }
+    const m = Object.fromEntries((['a', 'b', 'c', 'd'] as Path[]).map((p) => [p, median(times[p])])) as Record<Path, number>;
+    results.setup_ms = { median: m, runs: times };
+    rows.push([`connection setup (median of ${SETUP_RUNS})`, ...(['a', 'b', 'c', 'd'] as Path[]).map((p) => `${m[p].toFixed(0)} ms`),
+      `c/a ${(m.c / m.a).toFixed(2)}, c/b ${(m.c / m.b).toFixed(2)}, d/b ${(m.d / m.b).toFixed(2)}`]);
+    log(rows.at(-1)!.join(' | '));
+  }
+
+  // Keystroke echo in a pty: `script` gives ssh a terminal; remote `cat` under a pty echoes each key.
+  {
+    const lat: Record<'a' | 'c', number[]> = { a: [], c: [] };
+    for (const p of ['a', 'c'] as const) {
+      const a = sshArgs(p, null, ['-tt', 'stty raw -echo; cat'], op());
+      // -tt must come before the destination: rebuild with it in front.
+      const args = ['-tt', ...a.args.filter((x) => x !== '-tt').filter((x) => x !== 'stty raw -echo; cat'), 'stty raw -echo; cat'];
+      // The local pty is put in raw mode without echo before ssh starts, so every echo measured is
+      // the remote one; each keystroke is a distinct letter, and we wait for that letter.
+      const child: ChildProcess = spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let buf = '';
+      let want = '';
+      let waiting: (() => void) | null = null;
+      child.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        if (waiting && want && buf.includes(want)) { const w = waiting; waiting = null; w(); }
+      });
+      const echo = (ch: string, ms: number) => new Promise<boolean>((resolve) => {
+        buf = '';
+        want = ch;
+        const t = setTimeout(() => { waiting = null; resolve(false); }, ms);
+        waiting = () => { clearTimeout(t); resolve(true); };
+        child.stdin!.write(ch);
+      });
+      // Wait until the remote `cat` answers, then time each keystroke.
+      for (let warm = 0; warm < 100; warm++) if (await echo('@', 200)) break;
+      for (let i = 0; i < KEYS + 20; i++) {
+        const ch = String.fromCharCode(97 + (i % 26));
+        const t0 = process.hrtime.bigint();
+        if (!(await echo(ch, 2000))) { log(`echo ${p}: key ${i} timed out`); break; }
+        if (i >= 20) lat[p].push(Number(process.hrtime.bigint() - t0) / 1e6); // the first 20 warm the path up
+      }
+      child.kill('SIGKILL');
+    }
+    results.echo_ms = { a: { p50: median(lat.a), p99: pct(lat.a, 0.99) }, c: { p50: median(lat.c), p99: pct(lat.c, 0.99) } };
+    rows.push([`keystroke echo, ${KEYS} keys (p50 / p99)`, `${median(lat.a).toFixed(2)} / ${pct(lat.a, 0.99).toFixed(2)} ms`, '-', `${median(lat.c).toFixed(2)} / ${pct(lat.c, 0.99).toFixed(2)} ms`, '-',
+      `added p50 ${(median(lat.c) - median(lat.a)).toFixed(2)} ms`]);
+    log(rows.at(-1)!.join(' | '));
+  }
+
+  // Recording cost: the same download with the recorder on (gh) and dropped (ghNoRec).
+  {
+    const on = await bulk('download', null, ['c'], gh.port, gh.proc.child.pid!);
+    const off = await bulk('download', null, ['c'], ghNoRec.port, ghNoRec.proc.child.pid!);
+    results.recording_cost = { on: on.c, off: off.c, ratio: on.c!.mibs / off.c!.mibs };
+    rows.push(['recording cost (download, c)', '-', '-', `on ${on.c!.mibs.toFixed(0)} / off ${off.c!.mibs.toFixed(0)} MiB/s`, '-', `ratio ${(on.c!.mibs / off.c!.mibs).toFixed(2)}`]);
+    log(rows.at(-1)!.join(' | '));
+  }
+
+  // Concurrency: many idle interactive sessions through gatehouse, then some of them typing.
+  if (Date.now() < DEADLINE - 120_000) {
+    const pid = gh.proc.child.pid!;
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    const before = rss();
+    const clients: ChildProcess[] = [];
+    // Every session is its own SSH connection through gatehouse (its own operator, so its own TOTP
+    // login), with a pty and an upstream session to the target; opened 8 at a time.
+    const openOne = (): Promise<ChildProcess | null> => new Promise((resolve) => {
+      const a = sshArgs('c', null, ['stty raw -echo; echo ready; cat'], op());
+      const args = ['-tt', ...a.args];
+      const c = spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'ignore'] });
+      let out = '';
+      const timer = setTimeout(() => { c.kill('SIGKILL'); resolve(null); }, 20_000);
+      const onData = (d: Buffer) => { out += d.toString(); if (out.includes('ready')) { clearTimeout(timer); c.stdout!.off('data', onData); resolve(c); } };
+      c.stdout!.on('data', onData);
+    });
+    for (let i = 0; i < IDLE && Date.now() < DEADLINE - 90_000; i += 8) {
+      const batch = await Promise.all(Array.from({ length: Math.min(8, IDLE - i) }, openOne));
+      for (const c of batch) if (c) clients.push(c);
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    const withSessions = rss();
+    const lat: number[] = [];
+    const typers = clients.slice(0, TYPING);
+    const endAt = Date.now() + 10_000;
+    await Promise.all(typers.map(async (c) => {
+      let pending: ((v: void) => void) | null = null;
+      c.stdout!.on('data', () => { const p = pending; pending = null; p?.(); });
+      while (Date.now() < endAt) {
+        const t0 = process.hrtime.bigint();
+        const got = new Promise<void>((r) => { pending = r; });
+        c.stdin!.write('k');
+        await Promise.race([got, new Promise((r) => setTimeout(r, 2000))]);
+        lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        await new Promise((r) => setTimeout(r, 100)); // 10 keys/s
+      }
+    }));
+    const perSession = (withSessions - before) / Math.max(1, clients.length);
+    results.concurrency = { idle: clients.length, typing: TYPING, rssBeforeMiB: before, rssWithSessionsMiB: withSessions, perSessionMiB: perSession, echoP99: pct(lat, 0.99), echoP50: median(lat) };
+    rows.push([`concurrency: ${clients.length} idle, ${TYPING} typing 10 keys/s`, '-', '-', `${perSession.toFixed(2)} MiB/session`, '-', `echo p50 ${median(lat).toFixed(1)} ms, p99 ${pct(lat, 0.99).toFixed(1)} ms`]);
+    log(rows.at(-1)!.join(' | '));
+    for (const c of clients) c.kill('SIGKILL');
+  }
+
+  // Revocation: live sessions revoked one by one from the CLI; ms from the CLI's exit to the client's exit.
+  {
+    const times: number[] = [];
+    for (let i = 0; i < REVOKE && Date.now() < DEADLINE - 30_000; i++) {
+      const who = op();
+      const a = sshArgs('c', null, ['echo started; sleep 60'], who);
+      let started!: () => void;
+      const ready = new Promise<void>((r) => { started = r; });
+      const done = run('ssh', a.args, a.env, null, (d) => { if (d.toString().includes('started')) started(); });
+      await Promise.race([ready, new Promise((r) => setTimeout(r, 15_000))]);
+      execFileSync(process.execPath, [BIN, 'user', 'disable', who.name, '--data', s.data], { stdio: 'ignore' });
+      const t0 = performance.now();
+      const r = await done;
+      if (!/access revoked/.test(r.stderr)) log(`revocation ${i}: the session did not end by revocation: rc=${r.code} ${r.stderr.trim()}`);
+      else times.push(performance.now() - t0);
+    }
+    results.revocation_ms = { median: median(times), worst: Math.max(...times), runs: times };
+    rows.push([`revocation, ${times.length} sessions (CLI exit → client exit)`, '-', '-', `median ${median(times).toFixed(0)} ms, worst ${Math.max(...times).toFixed(0)} ms`, '-', '']);
+    log(rows.at(-1)!.join(' | '));
+  }
+
+  // Machine, versions, ciphers negotiated (from `ssh -v` of one more connection per path).
+  const cipherOf = (p: Path) => {
+    const a = sshArgs(p, null, ['true'], op());
+    const r = spawnSync('setsid', ['-w', 'ssh', '-v', ...a.args.map((x) => (x === 'LogLevel=ERROR' ? 'LogLevel=VERBOSE' : x))], { env: a.env, encoding: 'utf8' });
+    return [...`${r.stderr}`.matchAll(/kex: server->client cipher: (\S+)/g)].map((m) => m[1]).join(' / ') || '?';
+  };
+  const sshV = spawnSync('ssh', ['-V'], { encoding: 'utf8' });
+  const machine = {
+    cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', memGiB: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version, openssh: `${sshV.stdout}${sshV.stderr}`.trim(),
+    ssh2: (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/ssh2/package.json'), 'utf8')) as { version: string }).version,
+    ciphers: { direct: cipherOf('a'), gatehouseOperatorHop: cipherOf('c') },
+  };
+  results.machine = machine;
+  results.date = new Date().toISOString();
+
+  const header = ['scenario', '(a) direct', '(b) OpenSSH -J', '(c) gatehouse cmd', '(d) gatehouse -J', 'ratios / notes'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
+  console.log(`machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memGiB} GiB; node ${machine.node}; ${machine.openssh}; ssh2 ${machine.ssh2} (patched)`);
+  console.log(`ciphers negotiated by default: direct ${machine.ciphers.direct}; gatehouse, operator hop ${machine.ciphers.gatehouseOperatorHop} (gatehouse → target: aes128-gcm, ssh2's first choice)`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+  for (const r of rows) console.log(line(r));
+  fs.writeFileSync(path.join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  console.log('\nwritten: bench/results.json');
+}
+
+main()
+  .catch((err) => { console.error(err); process.exitCode = 1; })
+  .finally(async () => {
+    for (const p of procs.reverse()) await p.stop().catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
