@@ -79,7 +79,7 @@ async function setup() {
     const port = await freePort();
     const cfg = path.join(dir, `gh-${port}.yaml`);
     fs.writeFileSync(cfg, `sessions:\n  maxPerUser: 2000\n  idleTimeout: 1h\nlog:\n  level: warn\n`);
-    const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+    const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
     await p.waitFor(/ssh on/);
     procs.push(p);
     return { port, proc: p };

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need beyond package.json
-# (OpenSSH client and server, oathtool, tmux, asciinema, rsync, ansible-core), builds, and runs every test. Idempotent.
+# (OpenSSH client and server, oathtool, tmux, asciinema, rsync, ansible-core, chromium), builds, and runs every test. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v ansible >/dev/null 2>&1 || need+=(ansible-core)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else

@@ -40,10 +40,10 @@ export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean },
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  const { ssh } = await app.start();
-  log.info({ ssh, dataDir: config.dataDir, created: dataDir.created }, 'gatehouse started');
+  const { ssh, web } = await app.start();
+  log.info({ ssh, web, dataDir: config.dataDir, created: dataDir.created }, 'gatehouse started');
 
-  const lines = [`gatehouse: data in ${config.dataDir}${dataDir.created ? ' (created)' : ''}`, `gatehouse: ssh on ${ssh}`];
+  const lines = [`gatehouse: data in ${config.dataDir}${dataDir.created ? ' (created)' : ''}`, `gatehouse: ssh on ${ssh}`, `gatehouse: web UI on ${web}`];
   if (needsAdmin) {
     lines.push(
       '', 'Next steps (in another terminal, from this directory):',

@@ -46,6 +46,9 @@ export interface AuditPayloads {
   'session.terminated': { session: string; user: string; reason: string; channel?: number; host?: string; cause?: string };
   'forward.open': { session: string; user: string; host: string; port: number; login: string; grant: number };
   'forward.close': { session: string; user: string; host: string; port: number; bytesUp: number; bytesDown: number };
+  'web.login': { user: string; source: string };
+  'web.login_failed': { user: string; source: string; reason: string };
+  'web.logout': { user: string; source: string };
   'session.refused': { user: string; source: string; reason: string; live: number; limit: number };
   'auth.success': { user: string; key: string; source: string; method: 'publickey+totp' | 'publickey+grace' };
   'auth.failure': { user: string; source: string; reason: AuthFailureReason; key?: string };
@@ -135,6 +138,9 @@ export function describe(ev: AuditDraft): string {
     case 'session.terminated': return `session ${ev.data.session} of ${ev.data.user}${ev.data.channel !== undefined ? ` channel ${ev.data.channel}` : ''} ended: ${ev.data.reason}${ev.data.cause ? ` (after ${ev.data.cause})` : ''}`;
     case 'forward.open': return `${ev.data.user} forwards to ${ev.data.host}:${ev.data.port} (session ${ev.data.session}, grant #${ev.data.grant})`;
     case 'forward.close': return `forward of ${ev.data.user} to ${ev.data.host}:${ev.data.port} closed, ${ev.data.bytesUp} B up, ${ev.data.bytesDown} B down`;
+    case 'web.login': return `${ev.data.user} logged in to the web UI from ${ev.data.source}`;
+    case 'web.login_failed': return `web login of ${ev.data.user || '?'} from ${ev.data.source} refused: ${ev.data.reason}`;
+    case 'web.logout': return `${ev.data.user} logged out of the web UI`;
     case 'session.refused': return `session of ${ev.data.user} from ${ev.data.source} refused: ${ev.data.reason} (${ev.data.live} live, limit ${ev.data.limit})`;
     case 'server.start': return `server started (ssh ${ev.data.ssh}, web ${ev.data.web})`;
     case 'server.stop': return `server stopped (${ev.data.signal})`;

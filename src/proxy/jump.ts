@@ -52,6 +52,11 @@ async function route(accept: Accept, reject: () => void, info: TcpipRequestInfo,
     startInner(accept(), host, live, deps);
     return;
   }
+  // From inside a -J connection, a forward to an SSH port would carry an SSH session gatehouse
+  // cannot see (a nested `-J bastion,other`): refused, so no session is ever unrecorded.
+  if (innerLogin !== undefined && (info.destPort === 22 || info.destPort === host.port)) {
+    return deny(host.name, 'nested_jump', 'gatehouse: a jump through a jump is refused; use gatehouse as the only ProxyJump (ssh -J bastion HOST)', 'forward');
+  }
   // A port forward: the destination must be a granted host, with the forward right.
   let grant: Grant | null = null;
   if (innerLogin !== undefined) {

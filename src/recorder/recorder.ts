@@ -11,6 +11,8 @@ import type { Logger } from '../shared/logger.js';
 import type { Store } from '../store/types.js';
 import { CastEncoder } from './cast.js';
 import { CastFile, recordingPath } from './file.js';
+import type { LiveHub } from './livehub.js';
+import { indexRecording } from './textindex.js';
 
 /**
  * The recorder is one more observer of the relay: it never parses SSH itself. Policy, written down
@@ -27,6 +29,8 @@ export interface RecorderDeps {
   log: Logger;
   root: string;
   hostKey: Buffer;
+  /** Live view subscribers (the web UI). */
+  hub?: LiveHub;
 }
 
 export class RecordingUnavailable extends Error {}
@@ -85,13 +89,18 @@ async function openChannelRecorder(ctx: ChannelContext, deps: RecorderDeps, sign
 
   const enc = new CastEncoder(start, () => clock.now());
   const user = ctx.live.identity.user;
-  cast.append(enc.header({
+  const hub = deps.hub;
+  // Every line goes to the file and, while the channel is live, to the live view.
+  const emit = hub ? (text: string) => { cast.append(text); hub.publish(ctx.live.id, ctx.channel, text); } : (text: string) => cast.append(text);
+  const header = enc.header({
     width: ctx.pty?.cols || 80, height: ctx.pty?.rows || 24, timestamp: Math.floor(start / 1000),
     title: `${user} → ${ctx.login}@${ctx.host}`, ...(ctx.command !== null ? { command: ctx.command } : {}),
     term: ctx.pty?.term || 'xterm',
-  }));
-  if (ctx.command !== null) cast.append(enc.marker(ctx.command));
-  if (transfer) cast.append(enc.marker('file transfer: the data stream is not recorded; byte counts and SHA-256 are on the channel row'));
+  });
+  cast.append(header);
+  hub?.open(ctx.live.id, ctx.channel, header);
+  if (ctx.command !== null) emit(enc.marker(ctx.command));
+  if (transfer) emit(enc.marker('file transfer: the data stream is not recorded; byte counts and SHA-256 are on the channel row'));
 
   // An exec without a pty is recorded up to execOutputLimit; a pty session is recorded whole.
   const limit = ctx.pty === null ? config.recording.execOutputLimit : Infinity;
@@ -106,26 +115,28 @@ async function openChannelRecorder(ctx: ChannelContext, deps: RecorderDeps, sign
       if (transfer || cut) return;
       if (recorded + d.length > limit) {
         cut = true;
-        cast.append(enc.output(d.subarray(0, limit - recorded)));
-        cast.append(enc.finish(false));
-        cast.append(enc.marker(`recording stops here: recording.execOutputLimit (${limit} bytes) reached; the channel row keeps byte counts and SHA-256 of the full streams`));
+        emit(enc.output(d.subarray(0, limit - recorded)));
+        emit(enc.finish(false));
+        emit(enc.marker(`recording stops here: recording.execOutputLimit (${limit} bytes) reached; the channel row keeps byte counts and SHA-256 of the full streams`));
         return;
       }
       recorded += d.length;
-      cast.append(enc.output(d));
+      emit(enc.output(d));
     },
     onInput(d) {
       counts.in += d.length;
-      if (recordInput && !cut) cast.append(enc.input(d));
+      if (recordInput && !cut) emit(enc.input(d));
     },
     onResize(cols, rows) {
-      if (!transfer && !cut) cast.append(enc.resize(cols, rows));
+      if (!transfer && !cut) emit(enc.resize(cols, rows));
     },
     onEnd(exit: ExitInfo) {
-      if (!cut) cast.append(enc.finish(recordInput));
-      if (transfer) cast.append(enc.marker(`transfer ended: ${exit.signal ? `signal ${exit.signal}` : `exit ${exit.code ?? '?'}`}, ${counts.in} bytes in, ${counts.out} bytes out`));
+      if (!cut) emit(enc.finish(recordInput));
+      if (transfer) emit(enc.marker(`transfer ended: ${exit.signal ? `signal ${exit.signal}` : `exit ${exit.code ?? '?'}`}, ${counts.in} bytes in, ${counts.out} bytes out`));
+      hub?.close(ctx.live.id, ctx.channel);
       ctx.track((async () => {
         const r = await cast.close();
+        if (!transfer && !r.error) await indexRecording(store, file, ctx.live.id, ctx.channel).catch((err: unknown) => deps.log.warn({ err, session: ctx.live.id }, 'indexing the recording failed'));
         const rec = await store.recordings.close({
           sessionId: ctx.live.id, channel: ctx.channel, state: r.error ? 'failed' : 'closed', truncated: cut, size: r.size, sha256: r.sha256,
         }, sign);

@@ -185,6 +185,8 @@ export interface Store {
     setPassword(name: string, passwordHash: string, meta: ChangeMeta): Promise<void>;
     remove(name: string, meta: ChangeMeta): Promise<void>;
     anyAdmin(): Promise<boolean>;
+    /** The scrypt hash of the web password, or null (only the web login reads it). */
+    passwordHash(name: string): Promise<string | null>;
   };
   readonly keys: {
     add(user: string, keys: NewKey[], meta: ChangeMeta): Promise<KeyRecord[]>;
@@ -264,10 +266,23 @@ export interface Store {
     /** Every recording, closed ones in chain order first. */
     list(sessionId?: string): Promise<RecordingRecord[]>;
   };
+  readonly search: {
+    /** Index the text a recording printed, in chunks with their time (seconds) in the recording. */
+    index(sessionId: string, channel: number, chunks: { t: number; text: string }[]): Promise<void>;
+    /** Sessions whose output contains `text` (substring), with the first moment it appears. */
+    find(text: string, limit: number): Promise<{ sessionId: string; channel: number; t: number }[]>;
+  };
+  readonly webSessions: {
+    get(sid: string, now: number): Promise<Record<string, unknown> | null>;
+    set(sid: string, data: Record<string, unknown>, expiresAt: number): Promise<void>;
+    destroy(sid: string): Promise<void>;
+  };
   readonly audit: {
     /** Append one event (for events that are not part of a store change, e.g. auth and sessions). */
     append(ev: import('../audit/events.js').AuditDraft): Promise<AuditRecord>;
     list(filter: AuditFilter): Promise<AuditRecord[]>;
+    /** How many events of a type there are (for /metrics). */
+    count(type: string): Promise<number>;
     /** Rows after an id, in order (for mirroring to the log and for verification). */
     after(id: number, limit: number): Promise<AuditRecord[]>;
     verify(): Promise<import('../audit/chain.js').ChainVerdict>;

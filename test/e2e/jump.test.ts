@@ -140,6 +140,14 @@ describe.runIf(haveOpenSsh())('ssh -J (ProxyJump) through gatehouse', () => {
     expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'access.denied']).some((e) => e.data.action === 'forward')).toBe(true);
   });
 
+  it('a jump through a jump (-J bastion,target1) is refused, even with the forward right, so nothing goes unrecorded', async () => {
+    // alice holds the forward right on target1 by now (previous test).
+    const r = await run(alice, cfg, 'ssh', ['-W', `target1:${w.sshd.port}`, 'target1'], '');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/administratively prohibited: gatehouse: a jump through a jump is refused/);
+    expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'access.denied']).at(-1)!.data).toMatchObject({ reason: 'nested_jump', action: 'forward' });
+  });
+
   it('-J to a host that is not granted, or unknown, is refused at the channel open with the reason', async () => {
     const ungranted = await run(alice, cfg, 'ssh', ['target2', 'true']);
     expect(ungranted.code).toBe(255);

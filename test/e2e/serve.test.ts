@@ -16,7 +16,7 @@ describe('gatehouse serve', () => {
   it('creates the data dir, prints addresses and next steps, mirrors CLI changes to the log, stops cleanly', async () => {
     const data = path.join(tempDir(), 'data');
     const port = await freePort();
-    server = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+    server = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
     await server.waitFor(/ssh on 127\.0\.0\.1:\d+/);
     expect(server.stderr()).toContain(`data in ${data} (created)`);
     expect(server.stderr()).toContain('Next steps');
@@ -52,7 +52,7 @@ describe('gatehouse serve', () => {
     const data = path.join(tempDir(), 'data');
     ghOk(data, ['user', 'add', 'root1', '--role', 'admin']);
     for (let i = 0; i < 2; i++) {
-      server = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${await freePort()}`]);
+      server = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${await freePort()}`, '--web-listen', `127.0.0.1:${await freePort()}`]);
       await server.waitFor(/ssh on/);
       expect(await server.stop('SIGINT')).toBe(0);
       expect(server.stderr()).not.toContain('Next steps');

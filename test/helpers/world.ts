@@ -19,6 +19,8 @@ export interface Operator {
 export interface World {
   data: string;
   dir: string;
+  /** The web UI's base URL, http://127.0.0.1:PORT */
+  web: string;
   sshd: Sshd;
   gatehouse: Proc;
   port: number;
@@ -67,9 +69,10 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
   ].join('\n'), { mode: 0o755 });
 
   const port = await freePort();
+  const webPort = await freePort();
   const cfgArgs = opts.config ? ['--config', writeFile(dir, 'gatehouse.yaml', opts.config)] : [];
   const launch = async () => {
-    const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, ...cfgArgs], {
+    const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${webPort}`, ...cfgArgs], {
       env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' },
     });
     await p.waitFor(/ssh on 127\.0\.0\.1:\d+/);
@@ -80,7 +83,7 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
   const knownHosts = writeFile(dir, 'known_hosts', `[127.0.0.1]:${port} ${hostPub}\n`);
 
   const world: World = {
-    data, dir, sshd, gatehouse, port, login: LOGIN, knownHosts,
+    data, dir, sshd, gatehouse, port, login: LOGIN, knownHosts, web: `http://127.0.0.1:${webPort}`,
     operator(name, o = {}) {
       const keyFile = path.join(dir, `id_${name}`);
       execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile, '-C', name]);

@@ -29,6 +29,9 @@ export function auditTable(ctx: Ctx): Store['audit'] {
         ORDER BY id DESC LIMIT ?) ORDER BY id`;
       return db.prepare<(string | number)[], ChainRow>(sql).all(...args, f.limit ?? 1000).map(toRecord);
     },
+    async count(type) {
+      return db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM audit_log WHERE type = ?').get(type)!.n;
+    },
     async after(id, limit) {
       return db.prepare<[number, number], ChainRow>('SELECT * FROM audit_log WHERE id > ? ORDER BY id LIMIT ?').all(id, limit).map(toRecord);
     },

@@ -10,6 +10,7 @@ import { lockoutTable } from './lockout.js';
 import { metaTable } from './meta.js';
 import { killsTable, policyTable } from './policy.js';
 import { recordingsTable } from './recordings.js';
+import { searchTable, webSessionsTable } from './search.js';
 import { sessionsTable } from './sessions.js';
 import { totpTable } from './totp.js';
 import { usersTable } from './users.js';
@@ -30,6 +31,8 @@ export function createSqliteStore(file: string, clock: Clock): Store {
     lockout: lockoutTable(ctx),
     sessions: sessionsTable(ctx),
     recordings: recordingsTable(ctx),
+    search: searchTable(ctx),
+    webSessions: webSessionsTable(ctx),
     audit: auditTable(ctx),
     meta: metaTable(ctx),
     close: () => db.close(),

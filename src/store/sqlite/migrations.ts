@@ -267,4 +267,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER policy_version_totp_secret AFTER UPDATE OF secret ON totp
     BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
   `,
+  // 5: the web UI: full-text search over what sessions printed; server-side web sessions
+  `
+  CREATE VIRTUAL TABLE session_text USING fts5(session_id UNINDEXED, channel UNINDEXED, t UNINDEXED, chunk, tokenize = 'trigram');
+  CREATE TABLE web_sessions (
+    sid        TEXT PRIMARY KEY,
+    data       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];

@@ -111,6 +111,9 @@ export function usersTable(ctx: Ctx): Store['users'] {
         return { result: undefined, events: [draft('admin.user.remove', meta.actor, { user: name })] };
       });
     },
+    async passwordHash(name) {
+      return db.prepare<[string], { password_hash: string | null }>('SELECT password_hash FROM users WHERE name = ?').get(name)?.password_hash ?? null;
+    },
     async anyAdmin() {
       return db.prepare("SELECT 1 FROM user_roles WHERE role = 'admin' LIMIT 1").get() !== undefined;
     },

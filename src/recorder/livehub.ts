@@ -1,0 +1,59 @@
+/**
+ * Live view: the recorder publishes every asciicast line of a live channel here; the web UI
+ * subscribes. A late joiner gets the header and the recent lines at once (the player fast-forwards
+ * them), then the stream. The backlog is bounded per channel.
+ */
+const BACKLOG_BYTES = 512 * 1024;
+
+interface Feed {
+  header: string;
+  lines: string[];
+  bytes: number;
+  subscribers: Set<(line: string | null) => void>;
+}
+
+export class LiveHub {
+  private readonly feeds = new Map<string, Feed>();
+
+  private key(sessionId: string, channel: number): string {
+    return `${sessionId}/${channel}`;
+  }
+
+  open(sessionId: string, channel: number, header: string): void {
+    this.feeds.set(this.key(sessionId, channel), { header, lines: [], bytes: 0, subscribers: new Set() });
+  }
+
+  publish(sessionId: string, channel: number, text: string): void {
+    const f = this.feeds.get(this.key(sessionId, channel));
+    if (!f || text === '') return;
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      f.lines.push(line);
+      f.bytes += line.length;
+      for (const s of f.subscribers) s(line);
+    }
+    while (f.bytes > BACKLOG_BYTES && f.lines.length > 1) f.bytes -= f.lines.shift()!.length;
+  }
+
+  close(sessionId: string, channel: number): void {
+    const k = this.key(sessionId, channel);
+    const f = this.feeds.get(k);
+    if (!f) return;
+    for (const s of f.subscribers) s(null);
+    this.feeds.delete(k);
+  }
+
+  isLive(sessionId: string, channel: number): boolean {
+    return this.feeds.has(this.key(sessionId, channel));
+  }
+
+  /** Header and backlog now, then each new line; null when the channel ends. Returns unsubscribe. */
+  subscribe(sessionId: string, channel: number, send: (line: string | null) => void): (() => void) | null {
+    const f = this.feeds.get(this.key(sessionId, channel));
+    if (!f) return null;
+    send(f.header.trimEnd());
+    for (const l of f.lines) send(l);
+    f.subscribers.add(send);
+    return () => f.subscribers.delete(send);
+  }
+}

@@ -1,0 +1,208 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { describe, draft, whereText, type AuditDraft } from '../audit/events.js';
+import type { RecordingsReport } from '../recorder/verify.js';
+import { isoTime } from '../shared/clock.js';
+import { formatDuration, parseIsoTime } from '../shared/units.js';
+import type { SessionRecord } from '../store/types.js';
+import { Html, html, page } from './html.js';
+import type { WebDeps } from './server.js';
+
+interface PageDeps extends WebDeps {
+  authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  verify: (sessionId: string) => Promise<RecordingsReport>;
+}
+
+const PAGE_SIZE = 50;
+type Q = Record<string, string | undefined>;
+
+function status(s: SessionRecord): string {
+  if (s.endedAt === null) return 'live';
+  if (s.endReason === 'interrupted') return 'interrupted';
+  if (s.endReason && /^(revoked|killed|idle|max_|grant|host)/.test(s.endReason)) return 'terminated';
+  return 'ended';
+}
+
+function sendPage(reply: FastifyReply, body: string) {
+  return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
+}
+
+export async function registerPages(app: FastifyInstance, deps: PageDeps): Promise<void> {
+  const { store, clock, hub } = deps;
+  const guard = { preHandler: deps.authenticate };
+  const adminOnly = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!req.webUser?.admin) return reply.code(403).type('text/plain').send('admins only');
+  };
+  const change = { preValidation: app.csrfProtection, preHandler: [deps.authenticate, adminOnly] };
+  const actor = (req: FastifyRequest) => `web:${req.webUser!.name}`;
+
+  app.get('/', guard, async (_req, reply) => reply.redirect('/sessions'));
+
+  app.get('/sessions', guard, async (req, reply) => {
+    const q = req.query as Q;
+    const pageNo = Math.max(1, Number(q.page) || 1);
+    let since: number | undefined;
+    try { since = q.since ? parseIsoTime(q.since, 'since') : undefined; } catch { since = undefined; }
+    let rows = await store.sessions.list({ user: q.user || undefined, host: q.host || undefined, since, live: q.status === 'live', limit: 100_000 });
+    if (q.status && q.status !== 'live') rows = rows.filter((s) => status(s) === q.status);
+    const hits = new Map<string, { channel: number; t: number }>();
+    if (q.q && q.q.trim().length >= 3) {
+      for (const h of await store.search.find(q.q.trim(), 1000)) if (!hits.has(h.sessionId)) hits.set(h.sessionId, h);
+      rows = rows.filter((s) => hits.has(s.id));
+    }
+    const total = rows.length;
+    rows = rows.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE);
+    const now = clock.now();
+    const body = html`
+      <form method="get" action="/sessions" class="filters">
+        <input name="q" placeholder="text the session printed" value="${q.q ?? ''}">
+        <input name="user" placeholder="user" value="${q.user ?? ''}"> <input name="host" placeholder="host" value="${q.host ?? ''}">
+        <input name="since" placeholder="since (ISO date)" value="${q.since ?? ''}">
+        <select name="status">${['', 'live', 'ended', 'terminated', 'interrupted'].map((s) => html`<option value="${s}"${new Html(q.status === s ? ' selected' : '')}>${s || 'any status'}</option>`)}</select>
+        <button type="submit">Find</button></form>
+      <p>${total} session(s)${q.q && q.q.trim().length < 3 ? ' (search needs at least 3 characters)' : ''}</p>
+      <table><thead><tr><th>Session</th><th>User</th><th>From</th><th>Target</th><th>Started</th><th>Duration</th><th>Status</th></tr></thead><tbody>
+      ${rows.map((s) => {
+        const hit = hits.get(s.id);
+        const href = `/sessions/${encodeURIComponent(s.id)}${hit ? `?channel=${hit.channel}&t=${Math.max(0, hit.t - 0.5).toFixed(1)}` : ''}`;
+        return html`<tr><td><a href="${href}">${s.id}</a></td><td>${s.user}</td><td>${s.sourceAddr}</td><td>${s.host ? `${s.login}@${s.host}` : '-'}</td>
+          <td>${isoTime(s.startedAt)}</td><td>${formatDuration(Math.max(0, (s.endedAt ?? now) - s.startedAt) - (Math.max(0, (s.endedAt ?? now) - s.startedAt) % 1000))}</td><td class="status-${status(s)}">${status(s)}</td></tr>`;
+      })}
+      </tbody></table>
+      <p class="pager">${pageNo > 1 ? html`<a href="${pager(q, pageNo - 1)}">previous</a>` : ''} ${pageNo * PAGE_SIZE < total ? html`<a href="${pager(q, pageNo + 1)}">next</a>` : ''}</p>`;
+    return sendPage(reply, page('Sessions', req.webUser!, body));
+  });
+
+  app.get('/sessions/:id', guard, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const q = req.query as Q;
+    const s = await store.sessions.get(id);
+    if (!s) return reply.code(404).type('text/plain').send('not found');
+    const [channels, recordings, report, events] = await Promise.all([
+      store.sessions.channels(s.id), store.recordings.list(s.id), deps.verify(s.id),
+      store.audit.list({ limit: 5000 }).then((all) => all.filter((e) => (e.data as { session?: string }).session === s.id)),
+    ]);
+    await store.audit.append(draft('recording.viewed', `web:${req.webUser!.name}`, { session: s.id, sessionUser: s.user, how: 'web' }));
+    const channel = q.channel !== undefined ? Number(q.channel) : recordings[0]?.channel ?? 0;
+    const rec = recordings.find((r) => r.channel === channel);
+    const verdict = report.items.find((i) => i.channel === channel)?.verdict ?? 'missing';
+    const live = hub.isLive(s.id, channel);
+    const markers = channels.filter((c) => c.command).map((c) => [0, c.command]);
+    const body = html`
+      <dl class="meta"><dt>User</dt><dd>${s.user} from ${s.sourceAddr}</dd><dt>Target</dt><dd>${s.host ? `${s.login}@${s.host}` : '-'}</dd>
+        <dt>Started</dt><dd>${isoTime(s.startedAt)}</dd><dt>Ended</dt><dd>${s.endedAt ? `${isoTime(s.endedAt)} (${s.endReason})` : 'live'}</dd>
+        <dt>Bytes</dt><dd>${s.bytesUp} up, ${s.bytesDown} down</dd>
+        <dt>Integrity</dt><dd class="integrity-${verdict}" id="integrity">${verdict}${report.chain.ok ? '' : ' (chain broken)'}</dd></dl>
+      ${s.endedAt === null && req.webUser!.admin ? html`<form method="post" action="/sessions/${s.id}/kill" class="inline"><input type="hidden" name="_csrf" value="${reply.generateCsrf()}"><button type="submit" id="end-session">End session</button></form>` : ''}
+      <h2>Channels</h2><table><thead><tr><th>#</th><th>Kind</th><th>Target</th><th>Command</th><th>Exit</th><th>Recording</th></tr></thead><tbody>
+      ${channels.map((c) => html`<tr><td>${c.channel}</td><td>${c.kind}${c.pty ? ' (pty)' : ''}</td><td>${c.login}@${c.host}</td><td><code>${c.command ?? ''}</code></td>
+        <td>${c.exitStatus ?? c.exitSignal ?? ''}</td><td>${recordings.some((r) => r.channel === c.channel) ? html`<a href="/sessions/${s.id}?channel=${c.channel}">replay</a> · <a href="/sessions/${s.id}/${c.channel}.cast">download .cast</a>` : '-'}</td></tr>`)}
+      </tbody></table>
+      <h2>${live ? 'Live' : 'Replay'}</h2>
+      ${rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}" data-markers="${JSON.stringify(markers)}"></div>` : html`<p>No recording.</p>`}
+      <p><a href="/sessions/${s.id}/manifest.json">download the manifest (metadata, hashes, integrity)</a></p>
+      <h2>Audit events</h2><ul class="events">${events.map((e) => html`<li>${isoTime(e.ts)} <code>${e.type}</code> ${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</li>`)}</ul>`;
+    return sendPage(reply, page(`Session ${s.id}`, req.webUser!, body));
+  });
+
+  // Recordings are served by session id and channel number only: nothing from the request reaches a path.
+  app.get('/sessions/:id/:file', guard, async (req, reply) => {
+    const { id, file } = req.params as { id: string; file: string };
+    const s = await store.sessions.get(id);
+    if (!s) return reply.code(404).send('not found');
+    if (file === 'manifest.json') {
+      const [channels, recordings, report] = await Promise.all([store.sessions.channels(s.id), store.recordings.list(s.id), deps.verify(s.id)]);
+      return reply.header('content-disposition', `attachment; filename="${s.id}-manifest.json"`).send({ session: s, channels, recordings, integrity: report });
+    }
+    const m = /^(\d+)\.cast$/.exec(file);
+    const rec = m ? (await store.recordings.list(s.id)).find((r) => r.channel === Number(m[1])) : undefined;
+    if (!rec) return reply.code(404).send('not found');
+    const full = path.join(deps.dataDir.paths.recordings, rec.path);
+    if (!fs.existsSync(full)) return reply.code(404).send('not found');
+    return reply.type('application/x-asciicast').header('cache-control', 'no-store').send(fs.createReadStream(full));
+  });
+
+  app.get('/live/:id/:channel', { websocket: true, preHandler: deps.authenticate }, (socket, req) => {
+    const { id, channel } = req.params as { id: string; channel: string };
+    const unsubscribe = hub.subscribe(id, Number(channel), (line) => {
+      if (line === null) socket.close(1000, 'session ended');
+      else socket.send(line);
+    });
+    if (!unsubscribe) { socket.close(1000, 'not live'); return; }
+    socket.on('close', unsubscribe);
+  });
+
+  app.post('/sessions/:id/kill', change, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    if (!(await store.sessions.get(id))) return reply.code(404).send('not found');
+    await store.kills.request(id, 'ended from the web UI', { actor: actor(req) }).catch(() => undefined);
+    return reply.code(303).header('location', `/sessions/${encodeURIComponent(id)}`).send();
+  });
+
+  app.get('/audit', guard, async (req, reply) => {
+    const q = req.query as Q;
+    let since: number | undefined;
+    try { since = q.since ? parseIsoTime(q.since, 'since') : undefined; } catch { since = undefined; }
+    const rows = await store.audit.list({ type: q.type || undefined, user: q.user || undefined, since, limit: 500 });
+    const body = html`<form method="get" action="/audit" class="filters"><input name="type" placeholder="type (e.g. auth or admin.user)" value="${q.type ?? ''}">
+      <input name="user" placeholder="user" value="${q.user ?? ''}"><input name="since" placeholder="since (ISO date)" value="${q.since ?? ''}"><button type="submit">Filter</button></form>
+      <table><thead><tr><th>#</th><th>Time</th><th>Type</th><th>Actor</th><th>What</th></tr></thead><tbody>
+      ${rows.reverse().map((e) => html`<tr><td>${e.id}</td><td>${isoTime(e.ts)}</td><td><code>${e.type}</code></td><td>${e.actor}</td><td>${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</td></tr>`)}
+      </tbody></table>`;
+    return sendPage(reply, page('Audit log', req.webUser!, body));
+  });
+
+  app.get('/users', guard, async (req, reply) => {
+    const users = await store.users.list();
+    const admin = req.webUser!.admin;
+    const token = admin ? reply.generateCsrf() : '';
+    const body = html`<table><thead><tr><th>User</th><th>Roles</th><th>State</th><th>TOTP</th><th>Groups</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
+      ${users.map((u) => html`<tr><td>${u.name}</td><td>${u.roles.join(', ')}</td><td>${u.disabled ? 'disabled' : 'enabled'}</td><td>${u.totpEnrolled ? 'yes' : 'no'}</td><td>${u.groups.join(', ')}</td>
+        ${admin ? html`<td><form method="post" action="/users/${u.name}/${u.disabled ? 'enable' : 'disable'}" class="inline"><input type="hidden" name="_csrf" value="${token}"><button type="submit">${u.disabled ? 'Enable' : 'Disable'}</button></form></td>` : ''}</tr>`)}
+      </tbody></table>`;
+    return sendPage(reply, page('Users', req.webUser!, body));
+  });
+
+  app.post('/users/:name/:action', change, async (req, reply) => {
+    const { name, action } = req.params as { name: string; action: string };
+    if (action !== 'disable' && action !== 'enable') return reply.code(404).send('not found');
+    if (!(await store.users.get(name))) return reply.code(404).send('not found');
+    await store.users.setDisabled(name, action === 'disable', action === 'disable' ? 'disabled from the web UI' : '', { actor: actor(req) }).catch(() => undefined);
+    return reply.code(303).header('location', '/users').send();
+  });
+
+  app.get('/hosts', guard, async (req, reply) => {
+    const hosts = await store.hosts.list();
+    const body = html`<table><thead><tr><th>Host</th><th>Address</th><th>State</th><th>Groups</th><th>Host key</th></tr></thead><tbody>
+      ${hosts.map((h) => html`<tr><td>${h.name}</td><td>${h.address}:${h.port}</td><td>${h.enabled ? 'enabled' : 'disabled'}</td><td>${h.groups.join(', ')}</td><td>${h.hostKey ? 'pinned' : 'not pinned'}</td></tr>`)}
+      </tbody></table>`;
+    return sendPage(reply, page('Hosts', req.webUser!, body));
+  });
+
+  app.get('/grants', guard, async (req, reply) => {
+    const grants = await store.grants.list();
+    const admin = req.webUser!.admin;
+    const token = admin ? reply.generateCsrf() : '';
+    const body = html`<table><thead><tr><th>#</th><th>Who</th><th>Where</th><th>Logins</th><th>Rights</th><th>Until</th><th>Reason</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
+      ${grants.map((g) => html`<tr><td>${g.id}</td><td>${g.who.kind} ${g.who.name}</td><td>${whereText(g.where)}</td><td>${g.logins.join(', ')}</td><td>${g.rights.join(', ')}</td>
+        <td>${g.until === null ? '-' : isoTime(g.until)}</td><td>${g.reason}</td>
+        ${admin ? html`<td><form method="post" action="/grants/${g.id}/remove" class="inline"><input type="hidden" name="_csrf" value="${token}"><button type="submit">Remove</button></form></td>` : ''}</tr>`)}
+      </tbody></table>`;
+    return sendPage(reply, page('Grants', req.webUser!, body));
+  });
+
+  app.post('/grants/:id/remove', change, async (req, reply) => {
+    const id = Number((req.params as { id: string }).id);
+    if (!Number.isSafeInteger(id) || !(await store.grants.get(id))) return reply.code(404).send('not found');
+    await store.grants.remove(id, { actor: actor(req) });
+    return reply.code(303).header('location', '/grants').send();
+  });
+}
+
+function pager(q: Q, pageNo: number): string {
+  const p = new URLSearchParams(Object.entries(q).filter(([k, v]) => k !== 'page' && v) as [string, string][]);
+  p.set('page', String(pageNo));
+  return `/sessions?${p.toString()}`;
+}
+

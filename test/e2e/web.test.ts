@@ -1,0 +1,103 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, ghJson, ghOk } from '../helpers/cli.js';
+import { haveOpenSsh } from '../helpers/sshd.js';
+import { startWorld, type Operator, type World } from '../helpers/world.js';
+
+/** Debian's chromium, never a downloaded browser. In CI its absence is a failure. */
+function haveChromium(): boolean {
+  const ok = fs.existsSync('/usr/bin/chromium');
+  if (!ok && process.env.CI === 'true') throw new Error('chromium missing: run the README test command (npm test installs it)');
+  return ok;
+}
+
+const ARTIFACTS = path.join(ROOT, 'test', 'artifacts');
+const PASSWORD = 'auditors-passphrase-1';
+type AuditRow = { type: string; data: Record<string, unknown> };
+
+describe.runIf(haveOpenSsh() && haveChromium())('web UI in a real browser', () => {
+  let w: World;
+  let alice: Operator;
+  let ada: Operator;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    w = await startWorld({ config: 'auth:\n  mfaGrace: 1h\n' });
+    alice = w.operator('alice');
+    ghOk(w.data, ['grant', 'add', '--user', 'alice', '--host', 'target1', '--login', w.login]);
+    ghOk(w.data, ['user', 'password', 'alice'], { input: `${PASSWORD}\n` });
+    ada = w.operator('ada', { roles: ['auditor', 'admin'] });
+    ghOk(w.data, ['user', 'password', 'ada'], { input: `${PASSWORD}\n` });
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await w?.stop();
+  });
+
+  const code = (op: Operator) => execFileSync('oathtool', ['--totp', '-b', op.secret], { encoding: 'utf8' }).trim();
+
+  async function logIn(op: Operator): Promise<void> {
+    await page.goto(`${w.web}/login`);
+    await page.fill('input[name=username]', op.name);
+    await page.fill('input[name=password]', PASSWORD);
+    await page.fill('input[name=code]', code(op));
+    await page.click('button[type=submit]');
+  }
+
+  it('an operator account cannot log in', async () => {
+    await logIn(alice);
+    await page.waitForURL(/\/login\?error=1$/);
+    expect(await page.textContent('.error')).toContain('Login refused');
+    expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'web.login_failed']).at(-1)!.data).toMatchObject({ user: 'alice', reason: 'not_auditor' });
+  });
+
+  it('an auditor logs in with a TOTP code, finds a session by a word it printed, and sees it replayed', async () => {
+    const r = await w.ssh(alice, [`${w.login}@target1`, 'echo "the zebra-unicorn-42 was here"']);
+    expect(r.stdout).toContain('zebra-unicorn-42');
+    const sid = ghJson<AuditRow[]>(w.data, ['audit', '--type', 'session.channel']).at(-1)!.data.session as string;
+    await expect.poll(() => ghJson<{ recordings: { state: string }[] }>(w.data, ['sessions', 'show', sid]).recordings[0]?.state, { timeout: 10_000 }).toBe('closed');
+
+    await logIn(ada);
+    await page.waitForURL(/\/sessions$/);
+    await page.fill('input[name=q]', 'unicorn-42');
+    await page.click('form.filters button[type=submit]');
+    await page.waitForSelector(`a[href^="/sessions/${sid}"]`);
+    await page.click(`a[href^="/sessions/${sid}"]`);
+    await page.waitForURL(new RegExp(`/sessions/${sid}\\?channel=0&t=`));
+    await expect.poll(async () => (await page.locator('#player').innerText()).includes('zebra-unicorn-42'), { timeout: 15_000 }).toBe(true);
+    expect(await page.textContent('#integrity')).toContain('intact');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'session-page.png'), fullPage: true });
+    expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'recording.viewed']).some((e) => e.data.session === sid && e.data.how === 'web')).toBe(true);
+  });
+
+  it('a live session streams into the page, and an admin ends it from the browser', async () => {
+    const running = w.ssh(alice, [`${w.login}@target1`, 'for i in $(seq 1 60); do echo live-line-$i; sleep 0.5; done'], { timeoutMs: 60_000 });
+    await expect.poll(() => ghJson<unknown[]>(w.data, ['sessions', 'list', '--live', '--user', 'alice']).length, { timeout: 15_000 }).toBe(1);
+    const sid = ghJson<{ id: string }[]>(w.data, ['sessions', 'list', '--live', '--user', 'alice'])[0]!.id;
+    await page.goto(`${w.web}/sessions/${sid}`);
+    // Late joiner: the lines printed so far appear at once, then new ones as they come.
+    await expect.poll(async () => /live-line-\d+/.test(await page.locator('#player').innerText()), { timeout: 15_000 }).toBe(true);
+    const lastLine = async () => Math.max(...[...(await page.locator('#player').innerText()).matchAll(/live-line-(\d+)/g)].map((m) => Number(m[1])));
+    const before = await lastLine();
+    const t0 = Date.now();
+    await expect.poll(lastLine, { timeout: 5000, intervals: [50] }).toBeGreaterThan(before);
+    console.log(`live view: a new line showed ${Date.now() - t0} ms after the previous one was seen`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'live-session.png'), fullPage: true });
+
+    await page.click('#end-session');
+    const r = await running;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('gatehouse: session ended by an administrator');
+    expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'admin.session.kill']).at(-1)).toMatchObject({ actor: 'web:ada' });
+  });
+});

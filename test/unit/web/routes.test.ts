@@ -1,0 +1,162 @@
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../../src/auth/password.js';
+import { loadConfig } from '../../../src/config/load.js';
+import { openDataDir } from '../../../src/datadir/datadir.js';
+import { seal } from '../../../src/datadir/seal.js';
+import { LiveHub } from '../../../src/recorder/livehub.js';
+import { ManualClock } from '../../../src/shared/clock.js';
+import { silentLogger } from '../../../src/shared/logger.js';
+import { createSqliteStore } from '../../../src/store/sqlite/index.js';
+import type { Store } from '../../../src/store/types.js';
+import { createWebServer } from '../../../src/web/server.js';
+import { tempDir } from '../../helpers/cli.js';
+import { totpAt } from '../../helpers/totp.js';
+
+const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+const PASSWORD = 'correct horse battery staple';
+const meta = { actor: 'test' };
+
+let app: FastifyInstance;
+let store: Store;
+const clock = new ManualClock(Date.UTC(2026, 10, 24, 12, 0, 0));
+
+type Jar = { cookie: string };
+function cookieFrom(res: { headers: Record<string, unknown> }, jar: Jar): void {
+  const set = res.headers['set-cookie'];
+  for (const c of (Array.isArray(set) ? set : set ? [set] : []) as string[]) {
+    const [pair] = c.split(';');
+    if (pair!.startsWith('gh_session=')) jar.cookie = pair!;
+  }
+}
+
+async function csrfFrom(url: string, jar: Jar): Promise<string> {
+  const res = await app.inject({ method: 'GET', url, headers: jar.cookie ? { cookie: jar.cookie } : {} });
+  cookieFrom(res, jar);
+  return /name="_csrf" value="([^"]+)"/.exec(res.body)![1]!;
+}
+
+async function login(user: string, code?: string): Promise<{ jar: Jar; status: number; location: string }> {
+  const jar: Jar = { cookie: '' };
+  const token = await csrfFrom('/login', jar);
+  clock.advance(30_000); // a new TOTP step for every login
+  const res = await app.inject({
+    method: 'POST', url: '/login', headers: { cookie: jar.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams({ _csrf: token, username: user, password: PASSWORD, code: code ?? totpAt(SECRET, clock.now() / 1000) }).toString(),
+  });
+  cookieFrom(res, jar);
+  return { jar, status: res.statusCode, location: String(res.headers.location) };
+}
+
+beforeAll(async () => {
+  const dir = tempDir();
+  const dataDir = openDataDir(path.join(dir, 'data'));
+  store = createSqliteStore(dataDir.paths.db, clock);
+  const hash = await hashPassword(PASSWORD);
+  for (const [name, roles] of [['aud', ['auditor']], ['boss', ['admin']], ['op', ['operator']]] as const) {
+    await store.users.add(name, [...roles], meta);
+    await store.users.setPassword(name, hash, meta);
+    await store.totp.enroll(name, (uid) => seal(dataDir.masterKey, Buffer.from(SECRET), `totp:user:${uid}`), true, meta);
+  }
+  await store.hosts.add({ name: 'web1', address: '10.0.0.5', port: 22, groups: [], hostKey: null, hostKeyFingerprint: null }, meta);
+  await store.grants.add({ who: { kind: 'user', name: 'op' }, where: { kind: 'host', name: 'web1' }, logins: ['deploy'], rights: ['shell'], until: null, reason: '' }, meta);
+  await store.sessions.open({ id: 'sess-1', user: 'op', keyFingerprint: 'SHA256:x', sourceAddr: '10.9.9.9', mode: 'command' });
+  await store.sessions.setTarget('sess-1', 'web1', 'deploy', 1);
+  const config = loadConfig({ data: path.join(dir, 'data') }, {});
+  app = await createWebServer({ config, store, clock, log: silentLogger(), dataDir, hub: new LiveHub(), liveCount: () => 3, liveBytes: () => 0 });
+});
+afterAll(async () => { await app?.close(); store?.close(); });
+
+describe('web UI routes', () => {
+  it('/healthz and /metrics answer without login and name no one', async () => {
+    expect((await app.inject('/healthz')).json()).toEqual({ status: 'ok' });
+    const m = await app.inject('/metrics');
+    expect(m.body).toMatch(/^gatehouse_live_sessions 3$/m);
+    expect(m.body).toMatch(/^gatehouse_auth_failures_total \d+$/m);
+    expect(m.body).not.toMatch(/\b(op|aud|boss|web1|sess-1)\b/);
+  });
+
+  it('pages need a login; headers are strict', async () => {
+    const res = await app.inject('/sessions');
+    expect(res.statusCode).toBe(302);
+    expect(res.headers.location).toBe('/login');
+    const csp = String((await app.inject('/login')).headers['content-security-policy']);
+    expect(csp).toContain("script-src 'self' 'wasm-unsafe-eval'");
+    expect(csp).not.toContain('unsafe-inline');
+  });
+
+  it('logs in an auditor with password and TOTP; the cookie is HttpOnly and SameSite=Strict', async () => {
+    const jar: Jar = { cookie: '' };
+    const token = await csrfFrom('/login', jar);
+    clock.advance(30_000);
+    const res = await app.inject({
+      method: 'POST', url: '/login', headers: { cookie: jar.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ _csrf: token, username: 'aud', password: PASSWORD, code: totpAt(SECRET, clock.now() / 1000) }).toString(),
+    });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/sessions');
+    expect(String(res.headers['set-cookie'])).toMatch(/HttpOnly/i);
+    expect(String(res.headers['set-cookie'])).toMatch(/SameSite=Strict/i);
+    const ev = (await store.audit.list({ type: 'web.login' })).at(-1)!;
+    expect(ev.data).toMatchObject({ user: 'aud' });
+  });
+
+  it('refuses a wrong code, a replayed code, a wrong password and an operator, each audited', async () => {
+    expect((await login('aud', '000000')).location).toBe('/login?error=1');
+    const code = totpAt(SECRET, (clock.now() + 30_000) / 1000);
+    expect((await login('aud', code)).location).toBe('/sessions');
+    clock.advance(-30_000); // the same step again
+    expect((await login('aud', code)).location).toBe('/login?error=1');
+    expect((await login('op')).location).toBe('/login?error=1');
+    const reasons = (await store.audit.list({ type: 'web.login_failed' })).map((e) => e.data.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['wrong_code', 'replayed_code', 'not_auditor']));
+  });
+
+  it('a POST without the CSRF token is refused', async () => {
+    const { jar } = await login('boss');
+    const res = await app.inject({ method: 'POST', url: '/users/op/disable', headers: { cookie: jar.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
+    expect(res.statusCode).toBe(403);
+    expect((await store.users.get('op'))!.disabled).toBe(false);
+  });
+
+  it('sessions, session, audit, users, hosts and grants pages show their data; unknown ids are 404', async () => {
+    const { jar } = await login('aud');
+    const get = (url: string) => app.inject({ method: 'GET', url, headers: { cookie: jar.cookie } });
+    expect((await get('/sessions')).body).toContain('sess-1');
+    expect((await get('/sessions?user=nobody')).body).not.toContain('sess-1');
+    const s = await get('/sessions/sess-1');
+    expect(s.body).toContain('deploy@web1');
+    expect((await store.audit.list({ type: 'recording.viewed' })).at(-1)!.data).toMatchObject({ session: 'sess-1', how: 'web' });
+    expect((await get('/sessions/nope')).statusCode).toBe(404);
+    expect((await get('/sessions/sess-1/0.cast')).statusCode).toBe(404);
+    expect((await get('/sessions/sess-1/..%2F..%2Fgatehouse.db')).statusCode).toBe(404);
+    expect((await get('/audit?type=web.login')).body).toContain('logged in to the web UI');
+    expect((await get('/users')).body).toContain('boss');
+    expect((await get('/users')).body).not.toContain('Disable'); // auditors read only
+    expect((await get('/hosts')).body).toContain('10.0.0.5:22');
+    expect((await get('/grants')).body).toContain('deploy');
+  });
+
+  it('an auditor cannot change anything; an admin can, through the same audited path', async () => {
+    const aud = await login('aud');
+    const token = await csrfFrom('/login', aud.jar); // auditors get no forms; any page's token will do
+    const denied = await app.inject({ method: 'POST', url: '/grants/1/remove', headers: { cookie: aud.jar.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${encodeURIComponent(token)}` });
+    expect(denied.statusCode).toBe(403);
+    const boss = await login('boss');
+    const t2 = await csrfFrom('/users', boss.jar);
+    const ok = await app.inject({ method: 'POST', url: '/users/op/disable', headers: { cookie: boss.jar.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${encodeURIComponent(t2)}` });
+    expect(ok.statusCode).toBe(303);
+    expect((await store.users.get('op'))!.disabled).toBe(true);
+    expect((await store.audit.list({ type: 'admin.user.disable' })).at(-1)).toMatchObject({ actor: 'web:boss' });
+  });
+
+  it('disabling a user logs them out at their next request', async () => {
+    const { jar } = await login('aud');
+    expect((await app.inject({ method: 'GET', url: '/sessions', headers: { cookie: jar.cookie } })).statusCode).toBe(200);
+    await store.users.setDisabled('aud', true, 'test', meta);
+    const res = await app.inject({ method: 'GET', url: '/sessions', headers: { cookie: jar.cookie } });
+    expect(res.statusCode).toBe(302);
+    await store.users.setDisabled('aud', false, '', meta);
+  });
+});
