@@ -167,6 +167,7 @@ export interface SessionFilter {
   host?: string | undefined;
   since?: number | undefined;
   limit?: number | undefined;
+  offset?: number | undefined;
 }
 
 /** Who made a change; written to the audit log and to grants' created_by. */
@@ -248,9 +249,12 @@ export interface Store {
     closeInterrupted(): Promise<string[]>;
     /** Live sessions of a user, across every process sharing the store. */
     countLive(user: string): Promise<number>;
+    /** Bytes relayed by sessions that have ended (for /metrics). */
+    bytesRelayed(): Promise<number>;
     openChannel(c: { sessionId: string; channel: number; kind: string; command: string | null; pty: boolean; host: string; login: string }): Promise<void>;
     closeChannel(c: { sessionId: string; channel: number; exitStatus: number | null; exitSignal: string | null } & StreamDigests): Promise<void>;
     list(filter: SessionFilter): Promise<SessionRecord[]>;
+    count(filter: SessionFilter): Promise<number>;
     get(id: string): Promise<SessionRecord | null>;
     channels(id: string): Promise<ChannelRecord[]>;
   };

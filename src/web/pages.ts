@@ -44,15 +44,25 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const pageNo = Math.max(1, Number(q.page) || 1);
     let since: number | undefined;
     try { since = q.since ? parseIsoTime(q.since, 'since') : undefined; } catch { since = undefined; }
-    let rows = await store.sessions.list({ user: q.user || undefined, host: q.host || undefined, since, live: q.status === 'live', limit: 100_000 });
-    if (q.status && q.status !== 'live') rows = rows.filter((s) => status(s) === q.status);
+    const filter = { user: q.user || undefined, host: q.host || undefined, since, live: q.status === 'live' };
     const hits = new Map<string, { channel: number; t: number }>();
-    if (q.q && q.q.trim().length >= 3) {
-      for (const h of await store.search.find(q.q.trim(), 1000)) if (!hits.has(h.sessionId)) hits.set(h.sessionId, h);
-      rows = rows.filter((s) => hits.has(s.id));
+    const searching = !!q.q && q.q.trim().length >= 3;
+    let rows: SessionRecord[];
+    let total: number;
+    if (!searching && (!q.status || q.status === 'live')) {
+      // The common case pages in SQL (indexed on started_at), whatever the number of sessions.
+      [rows, total] = await Promise.all([store.sessions.list({ ...filter, limit: PAGE_SIZE, offset: (pageNo - 1) * PAGE_SIZE }), store.sessions.count(filter)]);
+    } else {
+      // Search narrows to at most 1000 hits first; a status other than live is derived per row.
+      let all = await store.sessions.list({ ...filter, limit: 100_000 });
+      if (q.status && q.status !== 'live') all = all.filter((s) => status(s) === q.status);
+      if (searching) {
+        for (const h of await store.search.find(q.q!.trim(), 1000)) if (!hits.has(h.sessionId)) hits.set(h.sessionId, h);
+        all = all.filter((s) => hits.has(s.id));
+      }
+      total = all.length;
+      rows = all.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE);
     }
-    const total = rows.length;
-    rows = rows.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE);
     const now = clock.now();
     const body = html`
       <form method="get" action="/sessions" class="filters">

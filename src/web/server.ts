@@ -115,10 +115,10 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   // Health and metrics: no login, no names.
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/metrics', async (_req, reply) => {
-    const [authFailures, recFailures, sessions] = await Promise.all([
-      store.audit.count('auth.failure'), store.audit.count('recording.failed'), store.sessions.list({ limit: 1_000_000 }),
+    const [authFailures, recFailures, ended] = await Promise.all([
+      store.audit.count('auth.failure'), store.audit.count('recording.failed'), store.sessions.bytesRelayed(),
     ]);
-    const bytes = sessions.reduce((n, s) => n + s.bytesUp + s.bytesDown, 0) + deps.liveBytes();
+    const bytes = ended + deps.liveBytes();
     reply.type('text/plain; version=0.0.4');
     return [
       '# HELP gatehouse_live_sessions Live operator connections.', '# TYPE gatehouse_live_sessions gauge', `gatehouse_live_sessions ${deps.liveCount()}`,
@@ -157,7 +157,7 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
     const u = await store.users.get(username);
     if (!u) return fail('unknown_user');
     if (!canView(u)) return fail(u.disabled ? 'user_disabled' : 'not_auditor');
-    const hash = await passwordHash(store, u.name);
+    const hash = await store.users.passwordHash(u.name);
     if (!hash || !(await verifyPassword(String(body.password ?? ''), hash))) return fail('wrong_password');
     const totp = await store.totp.get(u.name);
     if (!totp) return fail('no_totp');
@@ -179,10 +179,6 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
 
   await registerPages(app, { ...deps, authenticate, verify: async (id) => verifyRecordings(store, dataDir.paths.recordings, hostKeyVerifier(dataDir.hostKey), id) });
   return app;
-}
-
-async function passwordHash(store: Store, name: string): Promise<string | null> {
-  return store.users.passwordHash(name);
 }
 
 function loginPage(csrfToken: string, error?: string): string {

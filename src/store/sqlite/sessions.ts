@@ -1,4 +1,4 @@
-import type { ChannelRecord, SessionRecord, Store } from '../types.js';
+import type { ChannelRecord, SessionFilter, SessionRecord, Store } from '../types.js';
 import type { Ctx } from './db.js';
 
 interface SessionRow {
@@ -22,6 +22,16 @@ const toRecord = (r: SessionRow): SessionRecord => ({
   login: r.login, mode: r.mode, grantId: r.grant_id, startedAt: r.started_at, endedAt: r.ended_at,
   endReason: r.end_reason, bytesUp: r.bytes_up, bytesDown: r.bytes_down,
 });
+
+function sessionWhere(f: SessionFilter): { where: string; args: (string | number)[] } {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (f.live) where.push('ended_at IS NULL');
+  if (f.user !== undefined) { where.push('user_name = ?'); args.push(f.user); }
+  if (f.host !== undefined) { where.push('host_name = ?'); args.push(f.host); }
+  if (f.since !== undefined) { where.push('started_at >= ?'); args.push(f.since); }
+  return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
+}
 
 export function sessionsTable(ctx: Ctx): Store['sessions'] {
   const { db, clock } = ctx;
@@ -52,6 +62,9 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
     async countLive(user) {
       return db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM sessions WHERE user_name = ? AND ended_at IS NULL').get(user)!.n;
     },
+    async bytesRelayed() {
+      return db.prepare<[], { n: number | null }>('SELECT sum(bytes_up + bytes_down) AS n FROM sessions WHERE ended_at IS NOT NULL').get()!.n ?? 0;
+    },
     async openChannel(c) {
       db.prepare('INSERT INTO channels (session_id, channel, kind, command, pty, host_name, login, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(c.sessionId, c.channel, c.kind, c.command, c.pty ? 1 : 0, c.host, c.login, clock.now());
@@ -63,14 +76,13 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
           c.stdinSha256, c.stdoutSha256, c.stderrSha256, c.sessionId, c.channel);
     },
     async list(f) {
-      const where: string[] = [];
-      const args: (string | number)[] = [];
-      if (f.live) where.push('ended_at IS NULL');
-      if (f.user !== undefined) { where.push('user_name = ?'); args.push(f.user); }
-      if (f.host !== undefined) { where.push('host_name = ?'); args.push(f.host); }
-      if (f.since !== undefined) { where.push('started_at >= ?'); args.push(f.since); }
-      const sql = `SELECT * FROM sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC LIMIT ?`;
-      return db.prepare<(string | number)[], SessionRow>(sql).all(...args, f.limit ?? 1000).map(toRecord);
+      const { where, args } = sessionWhere(f);
+      const sql = `SELECT * FROM sessions ${where} ORDER BY started_at DESC LIMIT ? OFFSET ?`;
+      return db.prepare<(string | number)[], SessionRow>(sql).all(...args, f.limit ?? 1000, f.offset ?? 0).map(toRecord);
+    },
+    async count(f) {
+      const { where, args } = sessionWhere(f);
+      return db.prepare<(string | number)[], { n: number }>(`SELECT count(*) AS n FROM sessions ${where}`).get(...args)!.n;
     },
     async get(id) {
       const r = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?').get(id);

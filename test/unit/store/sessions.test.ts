@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest';
+import { tempStore } from '../../helpers/store.js';
+
+describe('sessions store', () => {
+  it('pages and counts in SQL, newest first, with filters', async () => {
+    const { store, clock } = tempStore();
+    for (let i = 0; i < 120; i++) {
+      clock.advance(1000);
+      await store.sessions.open({ id: `s-${String(i).padStart(3, '0')}`, user: i % 3 === 0 ? 'alice' : 'bob', keyFingerprint: 'k', sourceAddr: '10.0.0.1', mode: 'command' });
+      if (i % 2 === 0) await store.sessions.close(`s-${String(i).padStart(3, '0')}`, 'client_closed', i, 2 * i);
+    }
+    expect(await store.sessions.count({})).toBe(120);
+    expect(await store.sessions.count({ user: 'alice' })).toBe(40);
+    expect(await store.sessions.count({ live: true })).toBe(60);
+    const page2 = await store.sessions.list({ limit: 50, offset: 50 });
+    expect(page2.map((s) => s.id).slice(0, 2)).toEqual(['s-069', 's-068']);
+    expect(await store.sessions.bytesRelayed()).toBe([...Array(60).keys()].reduce((n, k) => n + 3 * (2 * k), 0));
+  });
+});
