@@ -4,8 +4,6 @@
   'use strict';
   var el = document.getElementById('player');
   if (!el || typeof AsciinemaPlayer === 'undefined') return;
-  var markers = [];
-  try { markers = JSON.parse(el.getAttribute('data-markers') || '[]'); } catch (e) { markers = []; }
   var start = parseFloat(el.getAttribute('data-start') || '');
   var live = el.getAttribute('data-live');
   var opts = { fit: 'width', idleTimeLimit: 2, preload: true, theme: 'asciinema' };
@@ -16,8 +14,9 @@
     opts.autoPlay = true;
   } else {
     src = { url: el.getAttribute('data-cast'), fetchOpts: { credentials: 'same-origin' } };
+    // The exec commands are "m" events inside the recording: the player shows them as markers
+    // (passing a markers option would replace them).
     if (!isNaN(start)) { opts.startAt = start; opts.autoPlay = true; }
-    if (markers.length) opts.markers = markers;
   }
   window.gatehousePlayer = AsciinemaPlayer.create(src, el, opts);
 })();

@@ -7,6 +7,7 @@ import { isoTime } from '../shared/clock.js';
 import { formatDuration, parseIsoTime } from '../shared/units.js';
 import type { SessionRecord } from '../store/types.js';
 import { Html, html, page } from './html.js';
+import { tar } from './tar.js';
 import type { WebDeps } from './server.js';
 
 interface PageDeps extends WebDeps {
@@ -98,7 +99,6 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const rec = recordings.find((r) => r.channel === channel);
     const verdict = report.items.find((i) => i.channel === channel)?.verdict ?? 'missing';
     const live = hub.isLive(s.id, channel);
-    const markers = channels.filter((c) => c.command).map((c) => [0, c.command]);
     const body = html`
       <dl class="meta"><dt>User</dt><dd>${s.user} from ${s.sourceAddr}</dd><dt>Target</dt><dd>${s.host ? `${s.login}@${s.host}` : '-'}</dd>
         <dt>Started</dt><dd>${isoTime(s.startedAt)}</dd><dt>Ended</dt><dd>${s.endedAt ? `${isoTime(s.endedAt)} (${s.endReason})` : 'live'}</dd>
@@ -110,8 +110,8 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         <td>${c.exitStatus ?? c.exitSignal ?? ''}</td><td>${recordings.some((r) => r.channel === c.channel) ? html`<a href="/sessions/${s.id}?channel=${c.channel}">replay</a> · <a href="/sessions/${s.id}/${c.channel}.cast">download .cast</a>` : '-'}</td></tr>`)}
       </tbody></table>
       <h2>${live ? 'Live' : 'Replay'}</h2>
-      ${rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}" data-markers="${JSON.stringify(markers)}"></div>` : html`<p>No recording.</p>`}
-      <p><a href="/sessions/${s.id}/manifest.json">download the manifest (metadata, hashes, integrity)</a></p>
+      ${rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}"></div>` : html`<p>No recording.</p>`}
+      <p><a href="/sessions/${s.id}/export.tar">download the export bundle</a> (recordings + manifest with hashes and integrity) · <a href="/sessions/${s.id}/manifest.json">manifest only</a></p>
       <h2>Audit events</h2><ul class="events">${events.map((e) => html`<li>${isoTime(e.ts)} <code>${e.type}</code> ${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</li>`)}</ul>`;
     return sendPage(reply, page(`Session ${s.id}`, req.webUser!, body));
   });
@@ -121,15 +121,24 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const { id, file } = req.params as { id: string; file: string };
     const s = await store.sessions.get(id);
     if (!s) return reply.code(404).send('not found');
-    if (file === 'manifest.json') {
+    if (file === 'manifest.json' || file === 'export.tar') {
       const [channels, recordings, report] = await Promise.all([store.sessions.channels(s.id), store.recordings.list(s.id), deps.verify(s.id)]);
-      return reply.header('content-disposition', `attachment; filename="${s.id}-manifest.json"`).send({ session: s, channels, recordings, integrity: report });
+      const manifest = { session: s, channels, recordings, integrity: report, exportedBy: `web:${req.webUser!.name}`, exportedAt: isoTime(clock.now()) };
+      if (file === 'manifest.json') return reply.header('content-disposition', `attachment; filename="${s.id}-manifest.json"`).send(manifest);
+      const files = recordings
+        .map((r) => ({ r, full: path.join(deps.dataDir.paths.recordings, r.path) }))
+        .filter(({ full }) => fs.existsSync(full))
+        .map(({ r, full }) => ({ name: `${s.id}/${s.id}-${r.channel}.cast`, data: fs.readFileSync(full) }));
+      files.push({ name: `${s.id}/manifest.json`, data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') });
+      await store.audit.append(draft('recording.viewed', `web:${req.webUser!.name}`, { session: s.id, sessionUser: s.user, how: 'export' }));
+      return reply.type('application/x-tar').header('content-disposition', `attachment; filename="${s.id}.tar"`).send(tar(files, clock.now()));
     }
     const m = /^(\d+)\.cast$/.exec(file);
     const rec = m ? (await store.recordings.list(s.id)).find((r) => r.channel === Number(m[1])) : undefined;
     if (!rec) return reply.code(404).send('not found');
     const full = path.join(deps.dataDir.paths.recordings, rec.path);
     if (!fs.existsSync(full)) return reply.code(404).send('not found');
+    await store.audit.append(draft('recording.viewed', `web:${req.webUser!.name}`, { session: s.id, sessionUser: s.user, how: 'web' }));
     return reply.type('application/x-asciicast').header('cache-control', 'no-store').send(fs.createReadStream(full));
   });
 

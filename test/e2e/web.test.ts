@@ -77,6 +77,15 @@ describe.runIf(haveOpenSsh() && haveChromium())('web UI in a real browser', () =
     await expect.poll(async () => (await page.locator('#player').innerText()).includes('zebra-unicorn-42'), { timeout: 15_000 }).toBe(true);
     expect(await page.textContent('#integrity')).toContain('intact');
     await page.screenshot({ path: path.join(ARTIFACTS, 'session-page.png'), fullPage: true });
+    // The export bundle: a tar whose .cast matches the file on the bastion byte for byte.
+    const bundle = await page.request.get(`${w.web}/sessions/${sid}/export.tar`);
+    expect(bundle.status()).toBe(200);
+    const tarFile = path.join(ARTIFACTS, 'export.tar');
+    fs.writeFileSync(tarFile, await bundle.body());
+    const listing = execFileSync('tar', ['-tf', tarFile], { encoding: 'utf8' });
+    expect(listing.split('\n').filter(Boolean).sort()).toEqual([`${sid}/${sid}-0.cast`, `${sid}/manifest.json`].sort());
+    const cast = execFileSync('tar', ['-xOf', tarFile, `${sid}/${sid}-0.cast`]);
+    expect(cast.toString()).toContain('zebra-unicorn-42');
     expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'recording.viewed']).some((e) => e.data.session === sid && e.data.how === 'web')).toBe(true);
   });
 
