@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -127,16 +127,42 @@ describe.runIf(haveOpenSsh())('ssh -J (ProxyJump) through gatehouse', () => {
     expect(String(lastChannels(1)[0]!.command)).toMatch(/^rsync --server/);
   });
 
-  it('a forward through -J needs the forward right', async () => {
+  it('a forward through -J (-W and -L) needs the forward right', async () => {
     const without = await run(alice, cfg, 'ssh', ['-W', `target1:${echoPort}`, 'target1'], 'ping\n');
     expect(without.code).not.toBe(0);
     expect(without.stderr).toMatch(/administratively prohibited: gatehouse: port forwarding to target1 needs the forward right/);
     ghOk(w.data, ['grant', 'add', '--user', 'alice', '--host', 'target1', '--login', w.login, '--allow', 'forward']);
     const withRight = await run(alice, cfg, 'ssh', ['-W', `target1:${echoPort}`, 'target1'], 'ping\n');
     expect(withRight.stdout).toBe('ping\n');
-    await expect.poll(() => ghJson<AuditRow[]>(w.data, ['audit', '--type', 'forward.close']).length).toBeGreaterThan(0);
-    const closed = ghJson<AuditRow[]>(w.data, ['audit', '--type', 'forward.close']).at(-1)!.data;
-    expect(closed).toMatchObject({ user: 'alice', host: 'target1', port: echoPort, bytesUp: 5, bytesDown: 5 });
+    // And -L: a local port on the operator's machine, a round trip through gatehouse to the destination.
+    const localPort = await freePort();
+    const env = w.sshCommand(alice, []).env;
+    const tunnel = spawn('setsid', ['-w', 'ssh', '-F', cfg, '-N', '-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${localPort}:target1:${echoPort}`, 'target1'], { env, stdio: 'ignore' });
+    try {
+      const reply = await (async () => {
+        for (let i = 0; i < 100; i++) {
+          const got = await new Promise<string | null>((resolve) => {
+            const c = net.connect(localPort, '127.0.0.1', () => c.end('round-trip\n'));
+            let data = '';
+            c.on('data', (d) => { data += d.toString(); });
+            c.on('close', () => resolve(data || null));
+            c.on('error', () => resolve(null));
+          });
+          if (got) return got;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return null;
+      })();
+      expect(reply).toBe('round-trip\n');
+    } finally {
+      if (tunnel.pid) process.kill(tunnel.pid, 'SIGTERM');
+    }
+    await expect.poll(() => ghJson<AuditRow[]>(w.data, ['audit', '--type', 'forward.close']).length).toBe(2);
+    const closed = ghJson<AuditRow[]>(w.data, ['audit', '--type', 'forward.close']).map((e) => e.data);
+    expect(closed).toEqual([
+      expect.objectContaining({ user: 'alice', host: 'target1', port: echoPort, bytesUp: 5, bytesDown: 5 }), // -W "ping\n"
+      expect.objectContaining({ user: 'alice', host: 'target1', port: echoPort, bytesUp: 11, bytesDown: 11 }), // -L "round-trip\n"
+    ]);
     expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'access.denied']).some((e) => e.data.action === 'forward')).toBe(true);
   });
 

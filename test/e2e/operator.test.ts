@@ -266,13 +266,18 @@ describe.runIf(haveOpenSsh())('operator authentication: TOTP, replay, lockout, l
     expect(audit(w, 'auth.failure').filter((e) => e.data.user === 'fay').map((e) => e.data.reason)).toContain('no_totp');
   });
 
-  it('repeated failures lock the user, even with the right code afterwards; unlock clears it', async () => {
+  it('repeated failures lock the user, even with the right code afterwards and across a restart; unlock clears it', async () => {
     const gus = w.operator('gus');
     grantFor(gus);
     for (let i = 0; i < 3; i++) expect((await w.ssh(gus, [`${w.login}@target1`, 'true'], { answer: '000000' })).code).toBe(255);
     expect(audit(w, 'auth.locked').map((e) => e.data.user)).toEqual(['gus']);
     const locked = await w.ssh(gus, [`${w.login}@target1`, 'echo in']);
     expect(locked.code).toBe(255);
+    expect(audit(w, 'auth.failure').filter((e) => e.data.user === 'gus').at(-1)!.data.reason).toBe('locked');
+    // The lock is in the store: a restart of the bastion does not lift it.
+    await w.restart();
+    await new Promise((r) => setTimeout(r, 30_000 - (Date.now() % 30_000) + 100)); // a fresh TOTP step
+    expect((await w.ssh(gus, [`${w.login}@target1`, 'echo in'])).code).toBe(255);
     expect(audit(w, 'auth.failure').filter((e) => e.data.user === 'gus').at(-1)!.data.reason).toBe('locked');
     ghOk(w.data, ['user', 'unlock', 'gus']);
     expect((await w.ssh(gus, [`${w.login}@target1`, 'echo in'])).stdout).toBe('in\n');
