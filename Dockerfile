@@ -4,6 +4,8 @@ FROM node:20-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
+# ssh2 is patched at install (postinstall: patch-package), so the patches come before npm ci.
+COPY patches ./patches
 COPY src ./src
 COPY bin ./bin
 RUN npm ci && npm prune --omit=dev

@@ -15,6 +15,7 @@ command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v ansible >/dev/null 2>&1 || need+=(ansible-core)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else

@@ -13,6 +13,9 @@ import { createSqliteStore } from './store/sqlite/index.js';
 export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean }, stderr: NodeJS.WriteStream = process.stderr): Promise<void> {
   const config = loadConfig(flags);
   const log = createLogger({ level: config.log.level });
+  // A background write that fails (an audit row, a recording row) must be seen, not take the
+  // bastion and every live session down with it.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled failure in a background task'));
   const dataDir = openDataDir(config.dataDir);
   preparePrivateFile(dataDir.paths.db);
   const store = createSqliteStore(dataDir.paths.db, systemClock);
