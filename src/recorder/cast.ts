@@ -19,7 +19,11 @@ export class CastEncoder {
   private readonly out = new TextDecoder('utf-8');
   private readonly inp = new TextDecoder('utf-8');
 
-  constructor(private readonly startMs: number, private readonly now: () => number) {}
+  /**
+   * `onlcr`: output of a channel without a pty is bare LF; the operator's terminal showed it as
+   * CRLF (its ONLCR), so the recording does the same. The raw bytes' hashes live elsewhere.
+   */
+  constructor(private readonly startMs: number, private readonly now: () => number, private readonly onlcr = false) {}
 
   header(h: CastHeader): string {
     const head: Record<string, unknown> = { version: 2, width: h.width, height: h.height, timestamp: h.timestamp, title: h.title };
@@ -39,7 +43,7 @@ export class CastEncoder {
 
   output(chunk: Buffer): string {
     const s = this.out.decode(chunk, { stream: true });
-    return s ? this.event('o', s) : '';
+    return s ? this.event('o', this.onlcr ? s.replace(/\r?\n/g, '\r\n') : s) : '';
   }
 
   input(chunk: Buffer): string {

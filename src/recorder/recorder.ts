@@ -87,7 +87,7 @@ async function openChannelRecorder(ctx: ChannelContext, deps: RecorderDeps, sign
   });
   await store.recordings.open({ sessionId: ctx.live.id, channel: ctx.channel, path: rel, kind: transfer ? 'transfer' : 'terminal' });
 
-  const enc = new CastEncoder(start, () => clock.now());
+  const enc = new CastEncoder(start, () => clock.now(), ctx.pty === null);
   const user = ctx.live.identity.user;
   const hub = deps.hub;
   // Every line goes to the file and, while the channel is live, to the live view.

@@ -5,7 +5,7 @@ import { describe, draft, whereText, type AuditDraft } from '../audit/events.js'
 import type { RecordingsReport } from '../recorder/verify.js';
 import { isoTime } from '../shared/clock.js';
 import { formatDuration, parseIsoTime } from '../shared/units.js';
-import type { SessionRecord } from '../store/types.js';
+import type { RecordingRecord, SessionRecord } from '../store/types.js';
 import { Html, html, page } from './html.js';
 import { tar } from './tar.js';
 import type { WebDeps } from './server.js';
@@ -65,6 +65,12 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
       rows = all.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE);
     }
     const now = clock.now();
+    // Command and integrity for the rows on this page only (a file check per recording shown).
+    const extra = new Map(await Promise.all(rows.map(async (r) => {
+      const [chs, recs] = await Promise.all([store.sessions.channels(r.id), store.recordings.list(r.id)]);
+      const command = chs.map((c) => c.command ?? c.kind).join('; ');
+      return [r.id, { command, integrity: integrityOf(recs, deps.dataDir.paths.recordings) }] as const;
+    })));
     const body = html`
       <form method="get" action="/sessions" class="filters">
         <input name="q" placeholder="text the session printed" value="${q.q ?? ''}">
@@ -73,12 +79,13 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         <select name="status">${['', 'live', 'ended', 'terminated', 'interrupted'].map((s) => html`<option value="${s}"${new Html(q.status === s ? ' selected' : '')}>${s || 'any status'}</option>`)}</select>
         <button type="submit">Find</button></form>
       <p>${total} session(s)${q.q && q.q.trim().length < 3 ? ' (search needs at least 3 characters)' : ''}</p>
-      <table><thead><tr><th>Session</th><th>User</th><th>From</th><th>Target</th><th>Started</th><th>Duration</th><th>Status</th></tr></thead><tbody>
+      <table><thead><tr><th>Session</th><th>User</th><th>From</th><th>Target</th><th>Command</th><th>Started</th><th>Duration</th><th>Status</th><th>Recording</th></tr></thead><tbody>
       ${rows.map((s) => {
         const hit = hits.get(s.id);
         const href = `/sessions/${encodeURIComponent(s.id)}${hit ? `?channel=${hit.channel}&t=${Math.max(0, hit.t - 0.5).toFixed(1)}` : ''}`;
+        const x = extra.get(s.id);
         return html`<tr><td><a href="${href}">${s.id}</a></td><td>${s.user}</td><td>${s.sourceAddr}</td><td>${s.host ? `${s.login}@${s.host}` : '-'}</td>
-          <td>${isoTime(s.startedAt)}</td><td>${formatDuration(Math.max(0, (s.endedAt ?? now) - s.startedAt) - (Math.max(0, (s.endedAt ?? now) - s.startedAt) % 1000))}</td><td class="status-${status(s)}">${status(s)}</td></tr>`;
+          <td><code>${(x?.command ?? '').slice(0, 80)}</code></td><td>${isoTime(s.startedAt)}</td><td>${formatDuration(Math.max(0, (s.endedAt ?? now) - s.startedAt) - (Math.max(0, (s.endedAt ?? now) - s.startedAt) % 1000))}</td><td class="status-${status(s)}">${status(s)}</td><td class="integrity-${x?.integrity ?? 'none'}">${x?.integrity ?? '-'}</td></tr>`;
       })}
       </tbody></table>
       <p class="pager">${pageNo > 1 ? html`<a href="${pager(q, pageNo - 1)}">previous</a>` : ''} ${pageNo * PAGE_SIZE < total ? html`<a href="${pager(q, pageNo + 1)}">next</a>` : ''}</p>`;
@@ -217,6 +224,19 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     await store.grants.remove(id, { actor: actor(req) });
     return reply.code(303).header('location', '/grants').send();
   });
+}
+
+/** A quick integrity state for a list: files present with the recorded size (the full check is on the session page). */
+function integrityOf(recs: RecordingRecord[], root: string): string {
+  if (recs.length === 0) return 'none';
+  for (const r of recs) {
+    if (r.state === 'open') return 'live';
+    if (r.state === 'failed') return 'failed';
+    const full = path.join(root, r.path);
+    if (!fs.existsSync(full)) return 'missing';
+    if (fs.statSync(full).size !== r.size) return 'modified';
+  }
+  return recs.some((r) => r.state === 'interrupted') ? 'interrupted' : 'ok';
 }
 
 function pager(q: Q, pageNo: number): string {

@@ -71,7 +71,7 @@ describe.runIf(haveOpenSsh())('recording sessions as asciicast v2', () => {
     const { header, events } = readCast(file!);
     expect(header).toMatchObject({ version: 2, width: 80, height: 24, title: `alice → ${target}`, command: 'printf "h\\303\\251llo w\\303\\266rld\\n"; echo to-stderr >&2; exit 3', env: { TERM: 'xterm' } });
     expect(events[0]!.slice(1)).toEqual(['m', header.command]);
-    expect(events.filter((e) => e[1] === 'o').map((e) => e[2]).join('')).toBe('héllo wörld\nto-stderr\n');
+    expect(events.filter((e) => e[1] === 'o').map((e) => e[2]).join('')).toBe('héllo wörld\r\nto-stderr\r\n');
     expect(events.some((e) => e[1] === 'i')).toBe(false);
     const cat = asciinemaCat(file!);
     expect(cat.code).toBe(0);
@@ -135,7 +135,7 @@ describe.runIf(haveOpenSsh())('recording sessions as asciicast v2', () => {
     expect(r.stdout).toBe('replay-me\n');
     const sid = lastSession(w);
     await waitClosed(w, sid);
-    expect(ghOk(w.data, ['sessions', 'play', sid, '--speed', '100'])).toBe('replay-me\n');
+    expect(ghOk(w.data, ['sessions', 'play', sid, '--speed', '100'])).toBe('replay-me\r\n');
     const out = path.join(tempDir(), 'export');
     ghOk(w.data, ['sessions', 'export', sid, '--out', out]);
     const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { session: { id: string }; recordings: { file: string; sha256: string; verdict: string }[] };

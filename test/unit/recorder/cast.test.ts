@@ -51,6 +51,12 @@ describe('asciicast v2 encoder', () => {
     golden('session-with-input.cast', script(true));
   });
 
+  it('shows bare LF as CRLF for channels without a pty (what the operator\'s terminal showed)', () => {
+    const enc = new CastEncoder(0, () => 0, true);
+    expect(enc.output(Buffer.from('a\nb\r\nc'))).toBe('[0,"o","a\\r\\nb\\r\\nc"]\n');
+    expect(new CastEncoder(0, () => 0).output(Buffer.from('a\nb'))).toBe('[0,"o","a\\nb"]\n');
+  });
+
   it('writes one complete JSON line per event with well-formed strings', () => {
     const lines = script(true).trimEnd().split('\n');
     expect(JSON.parse(lines[0]!)).toMatchObject({ version: 2, width: 80, height: 24, env: { TERM: 'xterm-256color' }, command: 'ls' });

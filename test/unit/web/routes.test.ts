@@ -123,7 +123,9 @@ describe('web UI routes', () => {
   it('sessions, session, audit, users, hosts and grants pages show their data; unknown ids are 404', async () => {
     const { jar } = await login('aud');
     const get = (url: string) => app.inject({ method: 'GET', url, headers: { cookie: jar.cookie } });
-    expect((await get('/sessions')).body).toContain('sess-1');
+    const list = (await get('/sessions')).body;
+    expect(list).toContain('sess-1');
+    expect(list).toMatch(/<th>Command<\/th>.*<th>Recording<\/th>/s);
     expect((await get('/sessions?user=nobody')).body).not.toContain('sess-1');
     const s = await get('/sessions/sess-1');
     expect(s.body).toContain('deploy@web1');
