@@ -197,6 +197,27 @@ describe.runIf(haveOpenSsh())('operator path: ssh → gatehouse → sshd', () =>
     expect(fwd.stderr).toMatch(/open failed: administratively prohibited: gatehouse: unknown host "127.0.0.1"/);
   });
 
+  it('ControlMaster: one authenticated connection carries several sessions, each recorded', async () => {
+    const dan = w.operator('dan');
+    ghOk(w.data, ['grant', 'add', '--user', 'dan', '--host', 'target1', '--login', w.login]);
+    const ctl = path.join(w.dir, 'cm-dan');
+    const master = w.sshCommand(dan, [], { extra: ['-o', 'ControlMaster=yes', '-o', `ControlPath=${ctl}`, '-N'] });
+    const m = spawn('setsid', ['-w', 'ssh', ...master.args], { env: master.env, stdio: 'ignore' });
+    try {
+      await expect.poll(() => fs.existsSync(ctl), { timeout: 15_000 }).toBe(true);
+      const mux = (cmd: string) => w.ssh(dan, [target, cmd], { extra: ['-o', `ControlPath=${ctl}`], answer: 'no-code-needed' });
+      const [a, b] = await Promise.all([mux('echo one'), mux('echo two; exit 3')]);
+      expect(a).toMatchObject({ code: 0, stdout: 'one\n' });
+      expect(b).toMatchObject({ code: 3, stdout: 'two\n' });
+      expect(audit(w, 'auth.success').filter((e) => e.data.user === 'dan')).toHaveLength(1);
+      const channels = audit(w, 'session.channel').filter((e) => e.data.user === 'dan');
+      expect(new Set(channels.map((e) => e.data.session)).size).toBe(1);
+      expect(channels.map((e) => e.data.command).sort()).toEqual(['echo one', 'echo two; exit 3']);
+    } finally {
+      if (m.pid) process.kill(m.pid, 'SIGTERM');
+    }
+  });
+
   it('without a pty and a command, the operator gets the list of targets and exit 1', async () => {
     const r = await w.ssh(alice, [], { input: '' });
     expect(r.code).toBe(1);
