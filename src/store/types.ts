@@ -168,6 +168,21 @@ export interface SessionFilter {
   since?: number | undefined;
   limit?: number | undefined;
   offset?: number | undefined;
+  status?: SessionStatus | undefined;
+  /** Only these session ids (a full-text search narrows to them first). */
+  ids?: string[] | undefined;
+}
+
+export type SessionStatus = 'live' | 'ended' | 'terminated' | 'interrupted';
+
+/** End reasons that mean gatehouse ended the session (revocation, kill, limits). */
+export const TERMINATED_PREFIXES = ['revoked', 'killed', 'idle', 'max_', 'grant', 'host'] as const;
+
+export function sessionStatus(s: { endedAt: number | null; endReason: string | null }): SessionStatus {
+  if (s.endedAt === null) return 'live';
+  if (s.endReason === 'interrupted') return 'interrupted';
+  if (s.endReason && TERMINATED_PREFIXES.some((p) => s.endReason!.startsWith(p))) return 'terminated';
+  return 'ended';
 }
 
 /** Who made a change; written to the audit log and to grants' created_by. */

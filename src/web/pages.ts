@@ -5,7 +5,7 @@ import { describe, draft, whereText, type AuditDraft } from '../audit/events.js'
 import type { RecordingsReport } from '../recorder/verify.js';
 import { isoTime } from '../shared/clock.js';
 import { formatDuration, parseIsoTime } from '../shared/units.js';
-import type { RecordingRecord, SessionRecord } from '../store/types.js';
+import { sessionStatus, type RecordingRecord } from '../store/types.js';
 import { Html, html, page } from './html.js';
 import { tar } from './tar.js';
 import type { WebDeps } from './server.js';
@@ -18,12 +18,7 @@ interface PageDeps extends WebDeps {
 const PAGE_SIZE = 50;
 type Q = Record<string, string | undefined>;
 
-function status(s: SessionRecord): string {
-  if (s.endedAt === null) return 'live';
-  if (s.endReason === 'interrupted') return 'interrupted';
-  if (s.endReason && /^(revoked|killed|idle|max_|grant|host)/.test(s.endReason)) return 'terminated';
-  return 'ended';
-}
+const status = sessionStatus;
 
 function sendPage(reply: FastifyReply, body: string) {
   return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
@@ -45,25 +40,13 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const pageNo = Math.max(1, Number(q.page) || 1);
     let since: number | undefined;
     try { since = q.since ? parseIsoTime(q.since, 'since') : undefined; } catch { since = undefined; }
-    const filter = { user: q.user || undefined, host: q.host || undefined, since, live: q.status === 'live' };
-    const hits = new Map<string, { channel: number; t: number }>();
+    const statusFilter = (['live', 'ended', 'terminated', 'interrupted'] as const).find((x) => x === q.status);
     const searching = !!q.q && q.q.trim().length >= 3;
-    let rows: SessionRecord[];
-    let total: number;
-    if (!searching && (!q.status || q.status === 'live')) {
-      // The common case pages in SQL (indexed on started_at), whatever the number of sessions.
-      [rows, total] = await Promise.all([store.sessions.list({ ...filter, limit: PAGE_SIZE, offset: (pageNo - 1) * PAGE_SIZE }), store.sessions.count(filter)]);
-    } else {
-      // Search narrows to at most 1000 hits first; a status other than live is derived per row.
-      let all = await store.sessions.list({ ...filter, limit: 100_000 });
-      if (q.status && q.status !== 'live') all = all.filter((s) => status(s) === q.status);
-      if (searching) {
-        for (const h of await store.search.find(q.q!.trim(), 1000)) if (!hits.has(h.sessionId)) hits.set(h.sessionId, h);
-        all = all.filter((s) => hits.has(s.id));
-      }
-      total = all.length;
-      rows = all.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE);
-    }
+    const hits = new Map<string, { channel: number; t: number }>();
+    if (searching) for (const h of await store.search.find(q.q!.trim(), 1000)) if (!hits.has(h.sessionId)) hits.set(h.sessionId, h);
+    // Filters, search hits (at most 1000 ids) and paging all run in SQL, whatever the number of sessions.
+    const filter = { user: q.user || undefined, host: q.host || undefined, since, status: statusFilter, ids: searching ? [...hits.keys()] : undefined };
+    const [rows, total] = await Promise.all([store.sessions.list({ ...filter, limit: PAGE_SIZE, offset: (pageNo - 1) * PAGE_SIZE }), store.sessions.count(filter)]);
     const now = clock.now();
     // Command and integrity for the rows on this page only (a file check per recording shown).
     const extra = new Map(await Promise.all(rows.map(async (r) => {

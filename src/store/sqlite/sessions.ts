@@ -1,4 +1,4 @@
-import type { ChannelRecord, SessionFilter, SessionRecord, Store } from '../types.js';
+import { TERMINATED_PREFIXES, type ChannelRecord, type SessionFilter, type SessionRecord, type SessionStatus, type Store } from '../types.js';
 import type { Ctx } from './db.js';
 
 interface SessionRow {
@@ -30,6 +30,21 @@ function sessionWhere(f: SessionFilter): { where: string; args: (string | number
   if (f.user !== undefined) { where.push('user_name = ?'); args.push(f.user); }
   if (f.host !== undefined) { where.push('host_name = ?'); args.push(f.host); }
   if (f.since !== undefined) { where.push('started_at >= ?'); args.push(f.since); }
+  if (f.ids !== undefined) {
+    where.push(f.ids.length ? `id IN (${f.ids.map(() => '?').join(',')})` : '0');
+    args.push(...f.ids);
+  }
+  if (f.status !== undefined) {
+    const terminated = `(${TERMINATED_PREFIXES.map(() => 'instr(end_reason, ?) = 1').join(' OR ')})`;
+    const sql: Record<SessionStatus, string> = {
+      live: 'ended_at IS NULL',
+      interrupted: "ended_at IS NOT NULL AND end_reason = 'interrupted'",
+      terminated: `ended_at IS NOT NULL AND ${terminated}`,
+      ended: `ended_at IS NOT NULL AND coalesce(end_reason, '') <> 'interrupted' AND NOT ${terminated.replace(/end_reason/g, "coalesce(end_reason, '')")}`,
+    };
+    where.push(sql[f.status]);
+    if (f.status === 'terminated' || f.status === 'ended') args.push(...TERMINATED_PREFIXES);
+  }
   return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
 }
 

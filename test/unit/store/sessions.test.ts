@@ -14,6 +14,16 @@ describe('sessions store', () => {
     expect(await store.sessions.count({ live: true })).toBe(60);
     const page2 = await store.sessions.list({ limit: 50, offset: 50 });
     expect(page2.map((s) => s.id).slice(0, 2)).toEqual(['s-069', 's-068']);
+    await store.sessions.close('s-001', 'revoked:user_disabled', 0, 0);
+    await store.sessions.close('s-003', 'interrupted', 0, 0);
+    await store.sessions.close('s-005', 'max_duration', 0, 0);
+    expect(await store.sessions.count({ status: 'live' })).toBe(57);
+    expect(await store.sessions.count({ status: 'terminated' })).toBe(2);
+    expect(await store.sessions.count({ status: 'interrupted' })).toBe(1);
+    expect(await store.sessions.count({ status: 'ended' })).toBe(60);
+    expect((await store.sessions.list({ status: 'terminated' })).map((s) => s.id).sort()).toEqual(['s-001', 's-005']);
+    expect(await store.sessions.count({ ids: ['s-001', 's-002', 'nope'] })).toBe(2);
+    expect(await store.sessions.count({ ids: [] })).toBe(0);
     expect(await store.sessions.bytesRelayed()).toBe([...Array(60).keys()].reduce((n, k) => n + 3 * (2 * k), 0));
   });
 });
