@@ -5,6 +5,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureKey, gh, ghJson, ghOk } from '../helpers/cli.js';
+import { freePort } from '../helpers/proc.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { Tmux, shellQuote } from '../helpers/tmux.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
@@ -110,6 +111,16 @@ describe.runIf(haveOpenSsh())('operator path: ssh → gatehouse → sshd', () =>
     const m = audit(w, 'host.key_mismatch').at(-1)!;
     expect(m.data).toMatchObject({ host: 'target2', expected: 'SHA256:XecLrmgQDbeGrAzmKxGBl2huaQPljA10DpTmIXg9CQU' });
     expect(m.data.presented).toBe(ghJson<{ hostKeyFingerprint: string }>(w.data, ['host', 'show', 'target1']).hostKeyFingerprint);
+  });
+
+  it('a dead target: one line for the operator, exit 1, target.connect_failed audited', async () => {
+    const port = await freePort(); // nothing listens there
+    ghOk(w.data, ['host', 'add', 'zdead1', '--address', '127.0.0.1', '--port', String(port), '--host-key', w.sshd.hostKey]);
+    ghOk(w.data, ['grant', 'add', '--user', 'alice', '--host', 'zdead1', '--login', w.login]);
+    const r = await w.ssh(alice, [`${w.login}@zdead1`, 'true']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^gatehouse: cannot reach zdead1: .*ECONNREFUSED/);
+    expect(audit(w, 'target.connect_failed').at(-1)!.data).toMatchObject({ host: 'zdead1', user: 'alice', login: w.login });
   });
 
   it('a disabled user is refused at login', async () => {
