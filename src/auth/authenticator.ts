@@ -1,4 +1,3 @@
-import ssh2 from 'ssh2';
 import type { AuthContext } from 'ssh2';
 import { draft, type AuthFailureReason } from '../audit/events.js';
 import type { Config } from '../config/schema.js';
@@ -6,7 +5,7 @@ import { open } from '../datadir/seal.js';
 import { isoTime, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Store } from '../store/types.js';
-import { fingerprintOf } from './sshkey.js';
+import { fingerprintOf, isWeakSignature, verifySignature } from './sshkey.js';
 import type { AddressThrottle, MfaGrace } from './throttle.js';
 import { checkCode } from './totp.js';
 
@@ -79,8 +78,7 @@ export class ConnectionAuth {
   private async publicKey(ctx: AuthContext & { method: 'publickey' }): Promise<void> {
     const { store, clock, grace, config } = this.deps;
     const fp = fingerprintOf(ctx.key.data);
-    // SHA-1 RSA signatures and DSA are refused whatever key is stored.
-    if (ctx.key.algo === 'ssh-dss' || (ctx.signature && ctx.hashAlgo === 'sha1') || ctx.key.algo === 'ssh-rsa' && ctx.signature && !ctx.hashAlgo) {
+    if (isWeakSignature(ctx)) {
       return this.fail(ctx, ctx.username, 'weak_signature', ['publickey'], false, fp);
     }
     const key = await store.keys.byFingerprint(fp);
@@ -95,9 +93,7 @@ export class ConnectionAuth {
       ctx.accept(); // PK_OK: "this key would do"; proves nothing yet
       return;
     }
-    const parsed = ssh2.utils.parseKey(key.publicKey);
-    const pub = Array.isArray(parsed) ? parsed[0] : parsed;
-    if (!pub || pub instanceof Error || pub.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) {
+    if (!verifySignature(key.publicKey, ctx)) {
       return this.fail(ctx, user.name, 'bad_signature', ['publickey'], false, fp);
     }
     const totp = await store.totp.get(user.name);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
+import type { PublicKeyAuthContext } from 'ssh2';
 import { GatehouseError, invalid } from '../shared/errors.js';
 
 /** A public key we accept, identified by its OpenSSH SHA256 fingerprint. */
@@ -104,4 +105,17 @@ export function normalizeFingerprint(text: string): string {
     throw invalid(`"${s.slice(0, 80)}" is not a SHA256 fingerprint`, 'copy it from: gatehouse user key list NAME (SHA256:… with 43 characters)');
   }
   return `SHA256:${body}`;
+}
+
+/** SHA-1 RSA signatures and DSA keys are refused whatever key is stored. */
+export function isWeakSignature(ctx: Pick<PublicKeyAuthContext, 'key' | 'signature' | 'hashAlgo'>): boolean {
+  return ctx.key.algo === 'ssh-dss' || (!!ctx.signature && (ctx.hashAlgo === 'sha1' || (ctx.key.algo === 'ssh-rsa' && !ctx.hashAlgo)));
+}
+
+/** True when the signature of a publickey authentication was made by the stored key ("TYPE BASE64"). */
+export function verifySignature(storedKey: string, ctx: Pick<PublicKeyAuthContext, 'key' | 'signature' | 'blob' | 'hashAlgo'>): boolean {
+  if (!ctx.signature || !ctx.blob || isWeakSignature(ctx)) return false;
+  const parsed = ssh2.utils.parseKey(storedKey);
+  const pub = Array.isArray(parsed) ? parsed[0] : parsed;
+  return !!pub && !(pub instanceof Error) && pub.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true;
 }

@@ -127,7 +127,6 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
     const channel = live.channelNumber();
     const command = target.subsystem ?? target.command;
     const tty = pty !== null;
-    await live.ready;
     await deps.store.sessions.setTarget(live.id, grant.host, grant.login, grant.grantId);
     await deps.store.sessions.openChannel({ sessionId: live.id, channel, kind, command, pty: tty, host: grant.host, login: grant.login });
     await deps.store.audit.append(draft('session.channel', 'system', {

@@ -2,7 +2,7 @@ import net from 'node:net';
 import ssh2, { type AuthContext, type ServerChannel, type TcpipRequestInfo } from 'ssh2';
 import { draft } from '../audit/events.js';
 import { authorize, reachableTargets, type Grant } from '../auth/policy.js';
-import { fingerprintOf } from '../auth/sshkey.js';
+import { fingerprintOf, verifySignature } from '../auth/sshkey.js';
 import type { HostRecord } from '../store/types.js';
 import { SERVER_ALGORITHMS } from './algorithms.js';
 import { handleSessionChannel, type ChannelDeps } from './channels.js';
@@ -114,9 +114,7 @@ function startInner(channel: ServerChannel, host: HostRecord, live: LiveConnecti
       }
       if (!ctx.signature || !ctx.blob) return ctx.accept();
       void store.keys.byFingerprint(fp).then((k) => {
-        const parsed = k ? ssh2.utils.parseKey(k.publicKey) : null;
-        const pub = Array.isArray(parsed) ? parsed[0] : parsed;
-        if (!pub || pub instanceof Error || ctx.hashAlgo === 'sha1' || pub.verify(ctx.blob!, ctx.signature!, ctx.hashAlgo) !== true) return ctx.reject(['publickey']);
+        if (!k || !verifySignature(k.publicKey, ctx)) return ctx.reject(['publickey']);
         login = ctx.username;
         ctx.accept();
       });

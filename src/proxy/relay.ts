@@ -25,20 +25,20 @@ export interface ChannelObserver {
   onEnd?(exit: ExitInfo, reason: 'target_closed' | 'client_closed'): void;
 }
 
-/** Fan one event out to every observer; an observer's exception must not break the session. */
+/**
+ * Fan each event out to every observer; an observer's exception must not break the session. The
+ * per-event lists are built once: onOutput/onInput run for every chunk on the relay's hot path.
+ */
 export function fanOut(observers: ChannelObserver[], onError: (err: unknown) => void): Required<ChannelObserver> {
-  const call = <K extends keyof ChannelObserver>(k: K, ...args: Parameters<NonNullable<ChannelObserver[K]>>) => {
-    for (const o of observers) {
-      const fn = o[k] as ((...a: unknown[]) => void) | undefined;
-      if (!fn) continue;
-      try { fn.apply(o, args); } catch (err) { onError(err); }
-    }
-  };
+  const out = observers.filter((o) => o.onOutput);
+  const inp = observers.filter((o) => o.onInput);
+  const resize = observers.filter((o) => o.onResize);
+  const end = observers.filter((o) => o.onEnd);
   return {
-    onOutput: (d, s) => call('onOutput', d, s),
-    onInput: (d) => call('onInput', d),
-    onResize: (c, r) => call('onResize', c, r),
-    onEnd: (e, r) => call('onEnd', e, r),
+    onOutput: (d, s) => { for (const o of out) try { o.onOutput!(d, s); } catch (err) { onError(err); } },
+    onInput: (d) => { for (const o of inp) try { o.onInput!(d); } catch (err) { onError(err); } },
+    onResize: (c, r) => { for (const o of resize) try { o.onResize!(c, r); } catch (err) { onError(err); } },
+    onEnd: (e, r) => { for (const o of end) try { o.onEnd!(e, r); } catch (err) { onError(err); } },
   };
 }
 

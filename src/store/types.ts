@@ -158,6 +158,8 @@ export interface AuditFilter {
   /** Exact type, or a prefix: "admin.user" matches admin.user.*; "admin.*" works too. */
   type?: string | undefined;
   user?: string | undefined;
+  /** Events about one session (data.session). */
+  session?: string | undefined;
   limit?: number | undefined;
 }
 

@@ -82,7 +82,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     if (!s) return reply.code(404).type('text/plain').send('not found');
     const [channels, recordings, report, events] = await Promise.all([
       store.sessions.channels(s.id), store.recordings.list(s.id), deps.verify(s.id),
-      store.audit.list({ limit: 5000 }).then((all) => all.filter((e) => (e.data as { session?: string }).session === s.id)),
+      store.audit.list({ session: s.id, limit: 5000 }),
     ]);
     await store.audit.append(draft('recording.viewed', `web:${req.webUser!.name}`, { session: s.id, sessionUser: s.user, how: 'web' }));
     const channel = q.channel !== undefined ? Number(q.channel) : recordings[0]?.channel ?? 0;

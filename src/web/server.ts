@@ -12,6 +12,7 @@ import fstatic from '@fastify/static';
 import formbody from '@fastify/formbody';
 import websocket from '@fastify/websocket';
 import { draft } from '../audit/events.js';
+import { GatehouseError } from '../shared/errors.js';
 import { verifyPassword } from '../auth/password.js';
 import { checkCode } from '../auth/totp.js';
 import type { Config } from '../config/schema.js';
@@ -82,11 +83,17 @@ export function canView(u: UserRecord): boolean {
 export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   const { config, store, clock, dataDir } = deps;
   const tls = config.web.tls;
-  const app = Fastify({
-    logger: false,
-    trustProxy: false,
-    ...(tls ? { https: { cert: fs.readFileSync(tls.cert), key: fs.readFileSync(tls.key) } } : {}),
-  }) as unknown as FastifyInstance;
+  const readTls = (file: string, key: string) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new GatehouseError('GH_CONFIG', `web.tls.${key}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? err})`, {
+        hint: 'give PEM files readable by this user, or remove web.tls to serve plain HTTP on 127.0.0.1',
+      });
+    }
+  };
+  const https = tls ? { cert: readTls(tls.cert, 'cert'), key: readTls(tls.key, 'key') } : null;
+  const app = Fastify({ logger: false, trustProxy: false, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
 
   await app.register(helmet, {
     contentSecurityPolicy: {

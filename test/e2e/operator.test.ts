@@ -192,7 +192,7 @@ describe.runIf(haveOpenSsh())('operator path: ssh → gatehouse → sshd', () =>
     }
   });
 
-  it('agent forwarding and port forwarding are refused', async () => {
+  it('agent forwarding, remote forwarding (-R) and port forwarding are refused', async () => {
     const sock = path.join(w.dir, 'agent.sock');
     const agent = execFileSync('ssh-agent', ['-a', sock, '-s'], { encoding: 'utf8' });
     const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)![1]);
@@ -202,6 +202,11 @@ describe.runIf(haveOpenSsh())('operator path: ssh → gatehouse → sshd', () =>
     } finally {
       process.kill(agentPid, 'SIGTERM');
     }
+    // -R (tcpip-forward) is refused: OpenSSH says so and, with ExitOnForwardFailure, gives up.
+    const remote = await w.ssh(alice, [target, 'echo should-not-run'], { extra: ['-o', 'ExitOnForwardFailure=yes', '-R', '127.0.0.1:0:127.0.0.1:22'] });
+    expect(remote.code).toBe(255);
+    expect(remote.stderr).toMatch(/remote port forwarding failed/);
+    expect(remote.stdout).toBe('');
     const fwd = await w.ssh(alice, [], { extra: ['-W', `127.0.0.1:${w.sshd.port}`] });
     expect(fwd.code).toBe(255);
     // 127.0.0.1 is the address of two hosts here, so it names none of them.

@@ -24,6 +24,7 @@ export function auditTable(ctx: Ctx): Store['audit'] {
         args.push(prefix, `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`);
       }
       if (f.user !== undefined) { where.push('(subject = ? OR actor = ?)'); args.push(f.user, f.user); }
+      if (f.session !== undefined) { where.push("json_extract(data, '$.session') = ?"); args.push(f.session); }
       // Newest N, shown oldest first.
       const sql = `SELECT * FROM (SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY id DESC LIMIT ?) ORDER BY id`;

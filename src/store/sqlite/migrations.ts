@@ -276,4 +276,8 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   ) STRICT;
   `,
+  // 6: the session page lists a session's audit events by an index, not a scan
+  `
+  CREATE INDEX audit_log_session ON audit_log(json_extract(data, '$.session'));
+  `,
 ];

@@ -66,4 +66,13 @@ describe('audit chain', () => {
     expect((await store.audit.list({ user: 'alice' })).map((r) => r.type)).toEqual(['admin.user.add', 'admin.user.disable']);
     expect((await store.audit.list({ since: clock.now() })).length).toBe(1);
   });
+
+  it('lists the events of one session by an index', async () => {
+    const { store } = await storeWithEvents();
+    for (const session of ['s-1', 's-2', 's-1']) {
+      await store.audit.append(draft('session.start', 'system', { session, user: 'alice', source: '10.0.0.1', key: 'k' }));
+    }
+    expect((await store.audit.list({ session: 's-1' })).map((e) => e.data.session)).toEqual(['s-1', 's-1']);
+    expect(await store.audit.list({ session: 'none' })).toEqual([]);
+  });
 });

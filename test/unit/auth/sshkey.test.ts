@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { normalizeFingerprint, parsePublicKey, parsePublicKeys } from '../../../src/auth/sshkey.js';
+import ssh2 from 'ssh2';
+import { isWeakSignature, normalizeFingerprint, parsePublicKey, parsePublicKeys, verifySignature } from '../../../src/auth/sshkey.js';
 import { FIXTURES, fixtureKey } from '../../helpers/cli.js';
 
 // Fingerprints as printed by `ssh-keygen -lf` when the fixtures were made.
@@ -43,5 +44,33 @@ describe('public keys', () => {
     expect(normalizeFingerprint(fp)).toBe(fp);
     expect(normalizeFingerprint(fp.slice(7))).toBe(fp);
     expect(() => normalizeFingerprint('MD5:aa:bb')).toThrow(/not a SHA256 fingerprint/);
+  });
+});
+
+describe('publickey login signatures (one check for the outer and the -J inner connection)', () => {
+  const pair = ssh2.utils.generateKeyPairSync('ed25519');
+  const priv = ssh2.utils.parseKey(pair.private) as { sign(d: Buffer): Buffer };
+  const stored = pair.public.split(' ').slice(0, 2).join(' ');
+  const blob = Buffer.from('session id and userauth request');
+  const key = { algo: 'ssh-ed25519', data: Buffer.alloc(0) };
+
+  it('accepts a signature made by the stored key, nothing else', () => {
+    const signature = priv.sign(blob);
+    expect(verifySignature(stored, { key, blob, signature, hashAlgo: undefined })).toBe(true);
+    expect(verifySignature(stored, { key, blob: Buffer.from('another request'), signature, hashAlgo: undefined })).toBe(false);
+    const other = ssh2.utils.generateKeyPairSync('ed25519').public.split(' ').slice(0, 2).join(' ');
+    expect(verifySignature(other, { key, blob, signature, hashAlgo: undefined })).toBe(false);
+    expect(verifySignature(stored, { key, blob, signature: undefined, hashAlgo: undefined })).toBe(false);
+  });
+
+  it.each([
+    ['ssh-dss query', { algo: 'ssh-dss' }, undefined, undefined, true],
+    ['ssh-rsa signed with SHA-1', { algo: 'ssh-rsa' }, Buffer.from('s'), 'sha1', true],
+    ['ssh-rsa signed with no hash named (SHA-1)', { algo: 'ssh-rsa' }, Buffer.from('s'), undefined, true],
+    ['rsa-sha2-512', { algo: 'ssh-rsa' }, Buffer.from('s'), 'sha512', false],
+    ['ed25519', { algo: 'ssh-ed25519' }, Buffer.from('s'), undefined, false],
+    ['ssh-rsa query (no signature yet)', { algo: 'ssh-rsa' }, undefined, undefined, false],
+  ] as const)('weak: %s → %s', (_n, k, signature, hashAlgo, weak) => {
+    expect(isWeakSignature({ key: { ...k, data: Buffer.alloc(0) }, signature, hashAlgo })).toBe(weak);
   });
 });

@@ -51,3 +51,35 @@ describe('recorder policy', () => {
     expect(isFileTransfer(kind, command)).toBe(expected);
   });
 });
+
+describe('recording.input', () => {
+  async function record(input: boolean): Promise<string> {
+    const dir = tempDir();
+    const cfgFile = path.join(dir, 'g.yaml');
+    fs.writeFileSync(cfgFile, `recording:\n  input: ${input}\n  minFreeSpace: 0\n`);
+    const { store } = tempStore();
+    await store.sessions.open({ id: 'abc-123', user: 'alice', keyFingerprint: 'k', sourceAddr: '127.0.0.1', mode: 'command' });
+    await store.sessions.openChannel({ sessionId: 'abc-123', channel: 0, kind: 'shell', command: null, pty: true, host: 'web1', login: 'deploy' });
+    const root = path.join(dir, 'recordings');
+    const factory = createRecorderFactory({ config: loadConfig({ config: cfgFile }, {}), store, clock: { now: () => Date.UTC(2026, 10, 24) }, log: silentLogger(), root, hostKey });
+    const tracked: Promise<unknown>[] = [];
+    const c = { ...ctx(), kind: 'shell' as const, command: null, pty: { cols: 80, rows: 24, width: 0, height: 0, term: 'xterm', modes: {} }, track: (p: Promise<unknown>) => { tracked.push(p); } };
+    const [rec] = await factory(c as ChannelContext);
+    rec!.onInput!(Buffer.from('sudo -s\rhunter2\r'));
+    rec!.onOutput!(Buffer.from('[sudo] password: '), 'stdout');
+    rec!.onEnd!({ code: 0, signal: null, coreDumped: false, description: '' }, 'target_closed');
+    await Promise.all(tracked);
+    return fs.readFileSync(path.join(root, (await store.recordings.list('abc-123'))[0]!.path), 'utf8');
+  }
+
+  it('is off by default: keystrokes (passwords typed at prompts) are not recorded', async () => {
+    const cast = await record(false);
+    expect(cast).toContain('[sudo] password: ');
+    expect(cast).not.toContain('hunter2');
+    expect(cast).not.toMatch(/,"i",/);
+  });
+
+  it('records keystrokes as "i" events when turned on', async () => {
+    expect(await record(true)).toMatch(/,"i","sudo -s\\rhunter2\\r"\]/);
+  });
+});

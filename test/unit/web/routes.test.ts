@@ -161,4 +161,15 @@ describe('web UI routes', () => {
     expect(res.statusCode).toBe(302);
     await store.users.setDisabled('aud', false, '', meta);
   });
+
+  // Last on purpose: it uses up this address's login budget.
+  it('rate-limits login attempts per address', async () => {
+    const codes: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const res = await app.inject({ method: 'POST', url: '/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'username=x' });
+      codes.push(res.statusCode);
+    }
+    expect(codes).toContain(429);
+    expect(codes.at(-1)).toBe(429);
+  });
 });

@@ -46,4 +46,19 @@ describe('web UI over TLS', () => {
       store.close();
     }
   });
+
+  it('refuses to start on an unreadable TLS file and names the key', async () => {
+    const dir = tempDir();
+    const cfg = path.join(dir, 'g.yaml');
+    fs.writeFileSync(cfg, `dataDir: ./data\nweb:\n  tls: { cert: missing.pem, key: missing.key }\n`);
+    const config = loadConfig({ config: cfg }, {});
+    const dataDir = openDataDir(config.dataDir);
+    const store = createSqliteStore(dataDir.paths.db, systemClock);
+    try {
+      await expect(createWebServer({ config, store, clock: systemClock, log: silentLogger(), dataDir, hub: new LiveHub(), liveCount: () => 0, liveBytes: () => 0 }))
+        .rejects.toThrow(/web\.tls\.cert: cannot read .*missing\.pem \(ENOENT\)/);
+    } finally {
+      store.close();
+    }
+  });
 });
