@@ -134,9 +134,15 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
     }));
 
     const digest = new StreamDigest();
-    const finishRow = (exit: ExitInfo | null) => deps.store.sessions.closeChannel({
-      sessionId: live.id, channel, exitStatus: exit?.code ?? null, exitSignal: exit?.signal ?? null, ...digest.digests(),
-    });
+    const finishRow = async (exit: ExitInfo | null) => {
+      const digests = await digest.digests().catch((err: unknown) => {
+        // Only if the hashing thread died: keep the counts, say so in the log.
+        deps.log.error({ err, session: live.id, channel }, 'stream hashes unavailable');
+        const b = digest.bytes;
+        return { stdinBytes: b.stdin, stdoutBytes: b.stdout, stderrBytes: b.stderr, stdinSha256: '', stdoutSha256: '', stderrSha256: '' };
+      });
+      await deps.store.sessions.closeChannel({ sessionId: live.id, channel, exitStatus: exit?.code ?? null, exitSignal: exit?.signal ?? null, ...digests });
+    };
     const cctx: ChannelContext = {
       live, channel, kind, command, host: grant.host, login: grant.login, pty,
       abort: (message) => refuse(down, tty, message, 255),
@@ -166,7 +172,7 @@ export function handleSessionChannel(session: Session, live: LiveConnection, dep
     }).catch((err: Error) => {
       const failed: ExitInfo = { code: null, signal: null, coreDumped: false, description: '' };
       obs!.onEnd(failed, 'target_closed');
-      void finishRow(failed);
+      finishRow(failed).catch((err: unknown) => deps.log.error({ err, session: live.id }, 'closing the channel row failed'));
       refuse(down, tty, `the target refused the session: ${err.message}`, 1);
       return null;
     });

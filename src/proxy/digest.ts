@@ -1,31 +1,33 @@
-import { createHash, type Hash } from 'node:crypto';
 import type { StreamDigests } from '../store/types.js';
+import { Sink } from '../shared/offload.js';
 import type { ChannelObserver } from './relay.js';
 
 /**
  * Byte counts and SHA-256 of the complete raw stdin, stdout and stderr of a channel, whatever the
- * recording keeps: an auditor can match a transferred file against the channel row.
+ * recording keeps: an auditor can match a transferred file against the channel row. The hashing
+ * runs on the worker thread (shared/offload.ts); the relay only copies each chunk into a batch.
  */
 export class StreamDigest implements ChannelObserver {
-  private readonly h: Record<'stdin' | 'stdout' | 'stderr', Hash> = {
-    stdin: createHash('sha256'), stdout: createHash('sha256'), stderr: createHash('sha256'),
-  };
+  private readonly s = { stdin: new Sink(null), stdout: new Sink(null), stderr: new Sink(null) };
   readonly bytes = { stdin: 0, stdout: 0, stderr: 0 };
 
   onInput(d: Buffer): void {
     this.bytes.stdin += d.length;
-    this.h.stdin.update(d);
+    this.s.stdin.write(d);
   }
 
   onOutput(d: Buffer, stream: 'stdout' | 'stderr'): void {
     this.bytes[stream] += d.length;
-    this.h[stream].update(d);
+    this.s[stream].write(d);
   }
 
-  digests(): StreamDigests {
+  /** Ends the digests: call once the channel has finished. */
+  async digests(): Promise<StreamDigests> {
+    const [i, o, e] = await Promise.all([this.s.stdin.close(), this.s.stdout.close(), this.s.stderr.close()]);
+    for (const r of [i, o, e]) if (r.error) throw r.error;
     return {
       stdinBytes: this.bytes.stdin, stdoutBytes: this.bytes.stdout, stderrBytes: this.bytes.stderr,
-      stdinSha256: this.h.stdin.copy().digest('hex'), stdoutSha256: this.h.stdout.copy().digest('hex'), stderrSha256: this.h.stderr.copy().digest('hex'),
+      stdinSha256: i.sha256, stdoutSha256: o.sha256, stderrSha256: e.sha256,
     };
   }
 }

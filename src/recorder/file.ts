@@ -1,30 +1,31 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Sink } from '../shared/offload.js';
 
 /**
- * One recording file, written as the session runs. Lines are batched and written at least every
- * second (a bastion crash loses about a second at most) or as soon as 256 KiB are pending. Writes
- * are synchronous on purpose: memory stays bounded at one batch, and a disk slower than the
- * session slows the relay instead of growing a queue (a write of one batch to the page cache takes
- * well under a millisecond). The SHA-256 and size are computed over exactly the bytes written, so
- * closing needs no re-read. A write error is reported once through onError: the caller fails the
- * session closed.
+ * One recording file, written as the session runs. Lines are batched and handed to the writer
+ * thread (shared/offload.ts) at least every second (a bastion crash loses about a second at most)
+ * or as soon as a batch is full. Memory stays bounded: if the writer falls behind (a disk slower
+ * than the session), the relay waits for it instead of growing a queue. The SHA-256 and size are
+ * computed over exactly the bytes written, so closing needs no re-read. A write error is reported
+ * once through onError: the caller fails the session closed.
  */
-const FLUSH_BYTES = 256 * 1024;
 const FLUSH_MS = 1000;
 
 export class CastFile {
-  private pending: string[] = [];
-  private pendingBytes = 0;
-  private closed = false;
+  private readonly sink: Sink;
   private failed: Error | null = null;
-  private readonly hash: Hash = createHash('sha256');
-  private size = 0;
+  private closing: Promise<{ size: number; sha256: string; error: Error | null }> | null = null;
   private readonly timer: NodeJS.Timeout;
 
-  private constructor(readonly file: string, private readonly fd: number, private readonly onError: (err: Error) => void) {
-    this.timer = setInterval(() => this.flush(), FLUSH_MS);
+  private constructor(readonly file: string, private readonly fd: number, onError: (err: Error) => void) {
+    this.sink = new Sink(fd, (err) => {
+      if (this.failed) return;
+      this.failed = err;
+      onError(err);
+    });
+    this.timer = setInterval(() => this.sink.flush(), FLUSH_MS);
     this.timer.unref();
   }
 
@@ -35,43 +36,22 @@ export class CastFile {
     return new CastFile(file, fd, onError);
   }
 
-  append(text: string): void {
-    if (this.closed || this.failed || text === '') return;
-    this.pending.push(text);
-    this.pendingBytes += text.length;
-    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+  /** Complete lines only, so the file never ends inside a line except while a write is under way. */
+  append(lines: Buffer): void {
+    if (this.closing || this.failed || lines.length === 0) return;
+    this.sink.write(lines);
   }
 
-  private flush(): void {
-    if (this.failed || this.pending.length === 0) return;
-    const buf = Buffer.from(this.pending.length === 1 ? this.pending[0]! : this.pending.join(''), 'utf8');
-    this.pending = [];
-    this.pendingBytes = 0;
-    try {
-      let off = 0;
-      while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
-      this.hash.update(buf);
-      this.size += buf.length;
-    } catch (err) {
-      this.failed = err as Error;
-      this.onError(this.failed);
-    }
-  }
-
-  /** Write everything pending, fsync, close. Returns what is on disk. */
-  async close(): Promise<{ size: number; sha256: string; error: Error | null }> {
-    if (!this.closed) {
-      this.closed = true;
+  /** Write everything pending, fsync, close. Resolves with what is on disk. */
+  close(): Promise<{ size: number; sha256: string; error: Error | null }> {
+    if (!this.closing) {
       clearInterval(this.timer);
-      this.flush();
-      try {
-        if (!this.failed) fs.fsyncSync(this.fd);
-      } catch (err) {
-        this.failed = err as Error;
-      }
-      fs.closeSync(this.fd);
+      this.closing = this.sink.close(true).then((r) => {
+        fs.closeSync(this.fd);
+        return { size: r.size, sha256: r.sha256, error: this.failed ?? r.error };
+      });
     }
-    return { size: this.size, sha256: this.hash.copy().digest('hex'), error: this.failed };
+    return this.closing;
   }
 }
 

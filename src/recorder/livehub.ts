@@ -7,7 +7,8 @@ const BACKLOG_BYTES = 512 * 1024;
 
 interface Feed {
   header: string;
-  lines: string[];
+  /** Recent events as the recorder wrote them (complete lines); decoded only for a subscriber. */
+  chunks: Buffer[];
   bytes: number;
   subscribers: Set<(line: string | null) => void>;
 }
@@ -19,20 +20,18 @@ export class LiveHub {
     return `${sessionId}/${channel}`;
   }
 
-  open(sessionId: string, channel: number, header: string): void {
-    this.feeds.set(this.key(sessionId, channel), { header, lines: [], bytes: 0, subscribers: new Set() });
+  open(sessionId: string, channel: number, header: Buffer): void {
+    this.feeds.set(this.key(sessionId, channel), { header: header.toString('utf8'), chunks: [], bytes: 0, subscribers: new Set() });
   }
 
-  publish(sessionId: string, channel: number, text: string): void {
+  /** `lines` is kept as it is (the caller hands over a buffer it will not reuse). */
+  publish(sessionId: string, channel: number, lines: Buffer): void {
     const f = this.feeds.get(this.key(sessionId, channel));
-    if (!f || text === '') return;
-    for (const line of text.split('\n')) {
-      if (line === '') continue;
-      f.lines.push(line);
-      f.bytes += line.length;
-      for (const s of f.subscribers) s(line);
-    }
-    while (f.bytes > BACKLOG_BYTES && f.lines.length > 1) f.bytes -= f.lines.shift()!.length;
+    if (!f || lines.length === 0) return;
+    f.chunks.push(lines);
+    f.bytes += lines.length;
+    if (f.subscribers.size) for (const line of splitLines(lines)) for (const s of f.subscribers) s(line);
+    while (f.bytes > BACKLOG_BYTES && f.chunks.length > 1) f.bytes -= f.chunks.shift()!.length;
   }
 
   close(sessionId: string, channel: number): void {
@@ -52,8 +51,12 @@ export class LiveHub {
     const f = this.feeds.get(this.key(sessionId, channel));
     if (!f) return null;
     send(f.header.trimEnd());
-    for (const l of f.lines) send(l);
+    for (const c of f.chunks) for (const l of splitLines(c)) send(l);
     f.subscribers.add(send);
     return () => f.subscribers.delete(send);
   }
+}
+
+function splitLines(lines: Buffer): string[] {
+  return lines.toString('utf8').split('\n').filter((l) => l !== '');
 }

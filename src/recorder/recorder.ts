@@ -91,7 +91,7 @@ async function openChannelRecorder(ctx: ChannelContext, deps: RecorderDeps, sign
   const user = ctx.live.identity.user;
   const hub = deps.hub;
   // Every line goes to the file and, while the channel is live, to the live view.
-  const emit = hub ? (text: string) => { cast.append(text); hub.publish(ctx.live.id, ctx.channel, text); } : (text: string) => cast.append(text);
+  const emit = hub ? (lines: Buffer) => { cast.append(lines); hub.publish(ctx.live.id, ctx.channel, lines); } : (lines: Buffer) => cast.append(lines);
   const header = enc.header({
     width: ctx.pty?.cols || 80, height: ctx.pty?.rows || 24, timestamp: Math.floor(start / 1000),
     title: `${user} → ${ctx.login}@${ctx.host}`, ...(ctx.command !== null ? { command: ctx.command } : {}),

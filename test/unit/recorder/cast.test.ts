@@ -42,7 +42,61 @@ function script(withInput: boolean): string {
   return out;
 }
 
+/**
+ * The reference the byte encoder must equal: the whole stream through TextDecoder, ONLCR applied,
+ * then JSON. Inputs mix every byte class (ASCII, escapes, valid 2/3/4-byte characters, overlongs,
+ * surrogates, stray continuation bytes, truncated sequences) and are cut at random points.
+ */
+function randomStream(rnd: () => number, n: number): Buffer {
+  const pieces = [
+    [0x41], [0x22], [0x5c], [0x00], [0x1b], [0x7f], [0x0a], [0x0d], [0x0d, 0x0a], [0x09],
+    [0xc3, 0xa9], [0xe2, 0x82, 0xac], [0xf0, 0x9f, 0x98, 0x80], [0xef, 0xbb, 0xbf], [0xe2, 0x80, 0xa8],
+    [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe0, 0x80], [0xf0, 0x80], [0x80], [0xbf], [0xff], [0xf5],
+    [0xe2, 0x82], [0xf0, 0x9f, 0x98], [0xc3],
+    new Array(20).fill(0x00), new Array(9).fill(0x1b), new Array(40).fill(0x61),
+  ];
+  const out: number[] = [];
+  while (out.length < n) out.push(...pieces[Math.floor(rnd() * pieces.length)]!);
+  return Buffer.from(out);
+}
+
+function lcg(seed: number): () => number {
+  let x = seed;
+  return () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+}
+
 describe('asciicast v2 encoder', () => {
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('encodes raw bytes exactly as TextDecoder + JSON.stringify would (seed %i)', (seed) => {
+    const rnd = lcg(seed);
+    for (const onlcr of [false, true]) {
+      const whole = randomStream(rnd, 3000);
+      const enc = new CastEncoder(0, () => 0, onlcr);
+      let lines = '';
+      for (let at = 0; at < whole.length;) {
+        const len = 1 + Math.floor(rnd() * 40);
+        lines += enc.output(whole.subarray(at, at + len)).toString();
+        at += len;
+      }
+      lines += enc.finish(false).toString();
+      const events = lines.trimEnd().split('\n').map((l) => JSON.parse(l) as [number, string, string]);
+      for (const [, , data] of events) expect(data.isWellFormed()).toBe(true);
+      let want = new TextDecoder('utf-8', { ignoreBOM: true }).decode(whole);
+      if (onlcr) want = want.replace(/\r?\n/g, '\r\n');
+      expect(events.map((e) => e[2]).join('')).toBe(want);
+    }
+  });
+
+  it('keeps a leading byte order mark (the terminal got it too)', () => {
+    const enc = new CastEncoder(0, () => 0);
+    expect(JSON.parse(enc.output(Buffer.from([0xef, 0xbb, 0xbf, 0x61])).toString())[2]).toBe('\ufeffa');
+  });
+
+  it('records nothing for a chunk that ends inside a character, then the whole character', () => {
+    const enc = new CastEncoder(0, () => 0);
+    expect(enc.output(Buffer.from([0xe2, 0x82])).length).toBe(0);
+    expect(JSON.parse(enc.output(Buffer.from([0xac])).toString())[2]).toBe('€');
+  });
+
   it('matches the golden file (input off)', () => {
     golden('session-no-input.cast', script(false));
   });
@@ -53,8 +107,11 @@ describe('asciicast v2 encoder', () => {
 
   it('shows bare LF as CRLF for channels without a pty (what the operator\'s terminal showed)', () => {
     const enc = new CastEncoder(0, () => 0, true);
-    expect(enc.output(Buffer.from('a\nb\r\nc'))).toBe('[0,"o","a\\r\\nb\\r\\nc"]\n');
-    expect(new CastEncoder(0, () => 0).output(Buffer.from('a\nb'))).toBe('[0,"o","a\\nb"]\n');
+    expect(enc.output(Buffer.from('a\nb\r\nc')).toString()).toBe('[0,"o","a\\r\\nb\\r\\nc"]\n');
+    expect(new CastEncoder(0, () => 0).output(Buffer.from('a\nb')).toString()).toBe('[0,"o","a\\nb"]\n');
+    // A CR at the end of one packet and its LF at the start of the next are one CRLF, not two.
+    const split = new CastEncoder(0, () => 0, true);
+    expect(split.output(Buffer.from('a\r')).toString() + split.output(Buffer.from('\nb')).toString()).toBe('[0,"o","a\\r"]\n[0,"o","\\nb"]\n');
   });
 
   it('writes one complete JSON line per event with well-formed strings', () => {
