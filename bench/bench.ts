@@ -6,7 +6,9 @@
  *
  * Knobs (environment): BENCH_GIB (size of the bulk transfers, default 1), BENCH_SETUP_RUNS (20),
  * BENCH_KEYS (500), BENCH_IDLE (concurrency: idle sessions, default 200), BENCH_TYPING (50),
- * BENCH_REVOKE (20).
+ * BENCH_REVOKE (20), BENCH_ONLY (comma list of scenarios to run: download, upload, setup, echo,
+ * recording, concurrency, revocation; default all), BENCH_CPU_PROF (a directory: gatehouse runs
+ * with --cpu-prof and writes its profile there when the bench stops it).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,6 +35,8 @@ const IDLE = Number(process.env.BENCH_IDLE ?? 200);
 const TYPING = Number(process.env.BENCH_TYPING ?? 50);
 const REVOKE = Number(process.env.BENCH_REVOKE ?? 20);
 const DEADLINE = Date.now() + 9.5 * 60_000;
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'download,upload,setup,echo,recording,concurrency,revocation').split(',').map((x) => x.trim()));
+const PROF = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : null;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
 const procs: Proc[] = [];
@@ -79,7 +83,8 @@ async function setup() {
     const port = await freePort();
     const cfg = path.join(dir, `gh-${port}.yaml`);
     fs.writeFileSync(cfg, `sessions:\n  maxPerUser: 2000\n  idleTimeout: 1h\nlog:\n  level: warn\n`);
-    const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+    const prof = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : [];
+    const p = startProc(process.execPath, [...prof, BIN, 'serve', '--data', data, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
     await p.waitFor(/ssh on/);
     procs.push(p);
     return { port, proc: p };
@@ -153,7 +158,7 @@ async function main() {
     return out;
   }
 
-  for (const cipher of [null, 'aes128-gcm@openssh.com']) {
+  for (const cipher of ONLY.has('download') ? [null, 'aes128-gcm@openssh.com'] : []) {
     const label = cipher ?? 'default';
     const d = await bulk('download', cipher, ['a', 'b', 'c', 'd']);
     results[`download_${label}`] = d;
@@ -161,7 +166,7 @@ async function main() {
       `c/a ${(d.c!.mibs / d.a!.mibs).toFixed(2)}, c/b ${(d.c!.mibs / d.b!.mibs).toFixed(2)}, d/b ${(d.d!.mibs / d.b!.mibs).toFixed(2)}; gatehouse ${d.c!.cpuPerGiB!.toFixed(2)} CPU-s/GiB (c), ${d.d!.cpuPerGiB!.toFixed(2)} (d)`]);
     log(rows.at(-1)!.join(' | '));
   }
-  {
+  if (ONLY.has('upload')) {
     const u = await bulk('upload', null, ['a', 'b', 'c', 'd']);
     results.upload_default = u;
     rows.push([`upload ${GIB} GiB (default)`, ...(['a', 'b', 'c', 'd'] as Path[]).map((p) => `${u[p]!.mibs.toFixed(0)} MiB/s`),
@@ -170,7 +175,7 @@ async function main() {
   }
 
   // Connection setup: `ssh … true`, interleaved, a fresh operator (fresh TOTP step) per gatehouse login.
-  {
+  if (ONLY.has('setup')) {
     const times: Record<Path, number[]> = { a: [], b: [], c: [], d: [] };
     for (let i = 0; i < SETUP_RUNS && Date.now() < DEADLINE; i++) {
       for (const p of ['a', 'b', 'c', 'd'] as Path[]) {
@@ -187,7 +192,7 @@ async function main() {
   }
 
   // Keystroke echo in a pty: `script` gives ssh a terminal; remote `cat` under a pty echoes each key.
-  {
+  if (ONLY.has('echo')) {
     const lat: Record<'a' | 'c', number[]> = { a: [], c: [] };
     for (const p of ['a', 'c'] as const) {
       const a = sshArgs(p, null, ['-tt', 'stty raw -echo; cat'], op());
@@ -227,7 +232,7 @@ async function main() {
   }
 
   // Recording cost: the same download with the recorder on (gh) and dropped (ghNoRec).
-  {
+  if (ONLY.has('recording')) {
     const on = await bulk('download', null, ['c'], gh.port, gh.proc.child.pid!);
     const off = await bulk('download', null, ['c'], ghNoRec.port, ghNoRec.proc.child.pid!);
     results.recording_cost = { on: on.c, off: off.c, ratio: on.c!.mibs / off.c!.mibs };
@@ -236,7 +241,7 @@ async function main() {
   }
 
   // Concurrency: many idle interactive sessions through gatehouse, then some of them typing.
-  if (Date.now() < DEADLINE - 120_000) {
+  if (ONLY.has('concurrency') && Date.now() < DEADLINE - 120_000) {
     const pid = gh.proc.child.pid!;
     const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
     const before = rss();
@@ -281,7 +286,7 @@ async function main() {
   }
 
   // Revocation: live sessions revoked one by one from the CLI; ms from the CLI's exit to the client's exit.
-  {
+  if (ONLY.has('revocation')) {
     const times: number[] = [];
     for (let i = 0; i < REVOKE && Date.now() < DEADLINE - 30_000; i++) {
       const who = op();
