@@ -16,6 +16,8 @@ import { Worker } from 'node:worker_threads';
 const MAX_INFLIGHT = 64 * 1024 * 1024;
 const MAX_BATCH = 1024 * 1024;
 const FIRST_BATCH = 16 * 1024;
+/** Recycled batches kept for reuse; a burst beyond this goes back to the GC. */
+const FREE_KEPT = 8;
 
 export interface SinkResult {
   size: number;
@@ -81,7 +83,7 @@ class Offload {
   private worker: Worker | null = null;
   private readonly sinks = new Map<number, Pending>();
   private nextId = 1;
-  /** Full-size batches the worker is done with (at most MAX_INFLIGHT / MAX_BATCH of them exist). */
+  /** Full-size batches the worker is done with, ready for reuse (at most FREE_KEPT). */
   private readonly free: ArrayBuffer[] = [];
 
   batch(size: number): Buffer {
@@ -103,7 +105,7 @@ class Offload {
   }
 
   private reply(m: Reply): void {
-    if (m.op === 'free') { this.free.push(m.buf); return; }
+    if (m.op === 'free') { if (this.free.length < FREE_KEPT) this.free.push(m.buf); return; }
     const p = this.sinks.get(m.id);
     if (!p) return;
     if (m.op === 'failed') { p.onError(toError(m.error)); return; }
