@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
  * queue). Durability is unchanged: a batch is handed over as soon as it is full or flushed, and
  * the worker writes it at once.
  */
-const MAX_INFLIGHT = 64 * 1024 * 1024;
+const MAX_INFLIGHT = 32 * 1024 * 1024;
 const MAX_BATCH = 1024 * 1024;
 const FIRST_BATCH = 16 * 1024;
 /** Recycled batches kept for reuse; a burst beyond this goes back to the GC. */
