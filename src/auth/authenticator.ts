@@ -1,13 +1,12 @@
 import type { AuthContext } from 'ssh2';
 import { draft, type AuthFailureReason } from '../audit/events.js';
 import type { Config } from '../config/schema.js';
-import { open } from '../datadir/seal.js';
-import { isoTime, type Clock } from '../shared/clock.js';
+import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Store } from '../store/types.js';
 import { fingerprintOf, isWeakSignature, verifySignature } from './sshkey.js';
 import type { AddressThrottle, MfaGrace } from './throttle.js';
-import { checkCode } from './totp.js';
+import { checkSecondFactor } from './secondfactor.js';
 
 /**
  * Two factors on every connection: the public key first (a query gets PK_OK, a signature is
@@ -106,7 +105,7 @@ export class ConnectionAuth {
   }
 
   private async totp(ctx: AuthContext & { method: 'keyboard-interactive' }, who: Identity): Promise<void> {
-    const { store, clock, masterKey, config } = this.deps;
+    const { store } = this.deps;
     const rec = await store.totp.get(who.user);
     if (!rec) {
       // Said through the keyboard-interactive instruction: the only text OpenSSH shows before auth ends.
@@ -116,24 +115,13 @@ export class ConnectionAuth {
     const answers = await new Promise<string[] | Error>((resolve) =>
       ctx.prompt([{ prompt: TOTP_PROMPT, echo: false }], '', '', (a) => resolve(a as string[] | Error)));
     if (answers instanceof Error) return; // the client started another method; ssh2 already moved on
-    const code = String(answers[0] ?? '').trim();
-    const now = clock.now();
-    const secret = open(masterKey, rec.sealedSecret, `totp:user:${rec.userId}`).toString('utf8');
-    const check = checkCode(secret, code, now, null);
-    let reason: AuthFailureReason | null = null;
-    if (!check.ok) reason = check.reason === 'bad_format' ? 'bad_code_format' : 'wrong_code';
-    else if ((rec.lastStep !== null && check.step <= rec.lastStep) || !(await store.totp.claimStep(rec.userId, check.step))) reason = 'replayed_code';
-    if (reason !== null) {
-      const lock = await store.lockout.recordFailure(who.userId, now, {
-        failures: config.auth.lockout.failures, windowMs: config.auth.lockout.window, durationMs: config.auth.lockout.duration,
-      });
-      if (lock !== null) {
-        await store.audit.append(draft('auth.locked', 'system', { user: who.user, source: this.source, until: isoTime(lock) }));
-        return this.fail(ctx, who.user, reason, ['publickey'], false, who.fingerprint);
-      }
-      return this.fail(ctx, who.user, reason, ['keyboard-interactive'], true, who.fingerprint);
+    const r = await checkSecondFactor(this.deps, who, rec, String(answers[0] ?? ''), this.source);
+    if (!r.ok) {
+      // Locked now: back to the first factor, which refuses a locked user.
+      return r.lockedUntil !== null
+        ? this.fail(ctx, who.user, r.reason, ['publickey'], false, who.fingerprint)
+        : this.fail(ctx, who.user, r.reason, ['keyboard-interactive'], true, who.fingerprint);
     }
-    await store.lockout.clear(who.userId);
     this.deps.grace.remember(who.user, who.fingerprint, this.source, rec.createdAt);
     return this.succeed(ctx, { ...who, totpCreatedAt: rec.createdAt }, 'publickey+totp');
   }

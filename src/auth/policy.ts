@@ -118,6 +118,8 @@ export interface Reachable {
   host: HostRecord;
   login: string;
   grantId: number;
+  /** The proof authorize() minted for this pair, ready for the dialer. */
+  grant: Grant;
 }
 
 /**
@@ -130,8 +132,13 @@ export function reachableTargets(user: UserRecord, hosts: readonly HostRecord[],
   for (const host of [...hosts].sort((a, b) => a.name.localeCompare(b.name))) {
     for (const login of logins) {
       const d = authorize({ user, host, login, action }, grants, now);
-      if (d.allow) out.push({ host, login, grantId: d.grant.grantId });
+      if (d.allow) out.push({ host, login, grantId: d.grant.grantId, grant: d.grant });
     }
   }
   return out;
+}
+
+/** Whether the user may open any SSH session on the host now (the gate for `ssh -J` and known-hosts). */
+export function maySsh(user: UserRecord, host: HostRecord, grants: readonly GrantRecord[], now: number): boolean {
+  return (['shell', 'exec', 'sftp'] as const).some((a) => reachableTargets(user, [host], grants, a, now).length > 0);
 }

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import ssh2, { type AuthContext, type ServerChannel, type TcpipRequestInfo } from 'ssh2';
 import { draft } from '../audit/events.js';
-import { authorize, reachableTargets, type Grant } from '../auth/policy.js';
+import { authorize, maySsh, reachableTargets, type Grant } from '../auth/policy.js';
 import { fingerprintOf, verifySignature } from '../auth/sshkey.js';
 import type { HostRecord } from '../store/types.js';
 import { SERVER_ALGORITHMS } from './algorithms.js';
@@ -47,8 +47,7 @@ async function route(accept: Accept, reject: () => void, info: TcpipRequestInfo,
   const isSsh = innerLogin === undefined && (info.destPort === 22 || info.destPort === host.port);
 
   if (isSsh) {
-    const any = (['shell', 'exec', 'sftp'] as const).some((a) => reachableTargets(record, [host], grants, a, now).length > 0);
-    if (!any) return deny(host.name, 'no_grant', `gatehouse: no grant gives ${user} access to ${host.name}`, 'jump');
+    if (!maySsh(record, host, grants, now)) return deny(host.name, 'no_grant', `gatehouse: no grant gives ${user} access to ${host.name}`, 'jump');
     startInner(accept(), host, live, deps);
     return;
   }
@@ -63,11 +62,7 @@ async function route(accept: Accept, reject: () => void, info: TcpipRequestInfo,
     const d = authorize({ user: record, host, login: innerLogin, action: 'forward' }, grants, now);
     if (d.allow) grant = d.grant;
   } else {
-    const r = reachableTargets(record, [host], grants, 'forward', now)[0];
-    if (r) {
-      const d = authorize({ user: record, host, login: r.login, action: 'forward' }, grants, now);
-      if (d.allow) grant = d.grant;
-    }
+    grant = reachableTargets(record, [host], grants, 'forward', now)[0]?.grant ?? null;
   }
   if (!grant) return deny(host.name, 'right_not_granted', `gatehouse: port forwarding to ${host.name} needs the forward right`, 'forward');
   forward(accept(), grant, host, info.destPort, live, deps);

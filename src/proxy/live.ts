@@ -3,11 +3,6 @@ import type { Identity } from '../auth/authenticator.js';
 import type { Action, Grant } from '../auth/policy.js';
 import { dial } from './dialer.js';
 
-/**
- * One authenticated operator connection: who, from where, the target connections it opened (one
- * per login@host, shared by its channels, so ControlMaster multiplexing costs one upstream), and
- * the byte counts for the session row.
- */
 /** A relayed channel, as revocation sees it: what it was allowed by, and how to end it. */
 export interface ActiveChannel {
   channel: number;
@@ -20,6 +15,11 @@ export interface ActiveChannel {
   notify(message: string): void;
 }
 
+/**
+ * One authenticated operator connection: who, from where, the target connections it opened (one
+ * per login@host, shared by its channels, so ControlMaster multiplexing costs one upstream), and
+ * the byte counts for the session row.
+ */
 export class LiveConnection {
   readonly channels = new Map<number, ActiveChannel>();
   /** Last input or output on any channel (idle timeout). */

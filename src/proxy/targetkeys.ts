@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-import { reachableTargets } from '../auth/policy.js';
+import { maySsh } from '../auth/policy.js';
 import type { Store } from '../store/types.js';
 
 /**
@@ -44,7 +44,7 @@ export async function knownHostsFor(store: Store, dir: string, user: string | nu
   if (user !== null) {
     const record = await store.users.get(user);
     const grants = await store.grants.list();
-    hosts = !record ? [] : hosts.filter((h) => (['shell', 'exec', 'sftp'] as const).some((a) => reachableTargets(record, [h], grants, a, now).length > 0));
+    hosts = !record ? [] : hosts.filter((h) => maySsh(record, h, grants, now));
   }
   return hosts.flatMap((h) => knownHostsLines(h, targetHostKey(dir, h.id).publicKey));
 }

@@ -160,6 +160,11 @@ class Offload {
 
 let shared: Offload | null = null;
 
+/** Tests only: stop the worker as a crash would. */
+export async function stopOffloadWorkerForTests(): Promise<void> {
+  await (shared as unknown as { worker: Worker | null } | null)?.worker?.terminate();
+}
+
 /**
  * A byte stream hashed (and, with an fd, written to that file) by the worker. write() copies into
  * the current batch; the batch goes to the worker when full or on flush(). close() resolves with

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { describe, draft, whereText, type AuditDraft } from '../audit/events.js';
+import { exportManifest } from '../recorder/manifest.js';
 import type { RecordingsReport } from '../recorder/verify.js';
 import { isoTime } from '../shared/clock.js';
 import { formatDuration, parseIsoTime } from '../shared/units.js';
@@ -17,8 +18,6 @@ interface PageDeps extends WebDeps {
 
 const PAGE_SIZE = 50;
 type Q = Record<string, string | undefined>;
-
-const status = sessionStatus;
 
 function sendPage(reply: FastifyReply, body: string) {
   return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
@@ -68,7 +67,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         const href = `/sessions/${encodeURIComponent(s.id)}${hit ? `?channel=${hit.channel}&t=${Math.max(0, hit.t - 0.5).toFixed(1)}` : ''}`;
         const x = extra.get(s.id);
         return html`<tr><td><a href="${href}">${s.id}</a></td><td>${s.user}</td><td>${s.sourceAddr}</td><td>${s.host ? `${s.login}@${s.host}` : '-'}</td>
-          <td><code>${(x?.command ?? '').slice(0, 80)}</code></td><td>${isoTime(s.startedAt)}</td><td>${formatDuration(Math.max(0, (s.endedAt ?? now) - s.startedAt) - (Math.max(0, (s.endedAt ?? now) - s.startedAt) % 1000))}</td><td class="status-${status(s)}">${status(s)}</td><td class="integrity-${x?.integrity ?? 'none'}">${x?.integrity ?? '-'}</td></tr>`;
+          <td><code>${(x?.command ?? '').slice(0, 80)}</code></td><td>${isoTime(s.startedAt)}</td><td>${formatDuration(wholeSeconds((s.endedAt ?? now) - s.startedAt))}</td><td class="status-${sessionStatus(s)}">${sessionStatus(s)}</td><td class="integrity-${x?.integrity ?? 'none'}">${x?.integrity ?? '-'}</td></tr>`;
       })}
       </tbody></table>
       <p class="pager">${pageNo > 1 ? html`<a href="${pager(q, pageNo - 1)}">previous</a>` : ''} ${pageNo * PAGE_SIZE < total ? html`<a href="${pager(q, pageNo + 1)}">next</a>` : ''}</p>`;
@@ -94,7 +93,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         <dt>Started</dt><dd>${isoTime(s.startedAt)}</dd><dt>Ended</dt><dd>${s.endedAt ? `${isoTime(s.endedAt)} (${s.endReason})` : 'live'}</dd>
         <dt>Bytes</dt><dd>${s.bytesUp} up, ${s.bytesDown} down</dd>
         <dt>Integrity</dt><dd class="integrity-${verdict}" id="integrity">${verdict}${report.chain.ok ? '' : ' (chain broken)'}</dd></dl>
-      ${s.endedAt === null && req.webUser!.admin ? html`<form method="post" action="/sessions/${s.id}/kill" class="inline"><input type="hidden" name="_csrf" value="${reply.generateCsrf()}"><button type="submit" id="end-session">End session</button></form>` : ''}
+      ${s.endedAt === null && req.webUser!.admin ? postButton(`/sessions/${s.id}/kill`, 'End session', reply.generateCsrf(), 'end-session') : ''}
       <h2>Channels</h2><table><thead><tr><th>#</th><th>Kind</th><th>Target</th><th>Command</th><th>Exit</th><th>Recording</th></tr></thead><tbody>
       ${channels.map((c) => html`<tr><td>${c.channel}</td><td>${c.kind}${c.pty ? ' (pty)' : ''}</td><td>${c.login}@${c.host}</td><td><code>${c.command ?? ''}</code></td>
         <td>${c.exitStatus ?? c.exitSignal ?? ''}</td><td>${recordings.some((r) => r.channel === c.channel) ? html`<a href="/sessions/${s.id}?channel=${c.channel}">replay</a> · <a href="/sessions/${s.id}/${c.channel}.cast">download .cast</a>` : '-'}</td></tr>`)}
@@ -112,16 +111,12 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const s = await store.sessions.get(id);
     if (!s) return reply.code(404).send('not found');
     if (file === 'manifest.json' || file === 'export.tar') {
-      const [channels, recordings, report] = await Promise.all([store.sessions.channels(s.id), store.recordings.list(s.id), deps.verify(s.id)]);
-      const manifest = { session: s, channels, recordings, integrity: report, exportedBy: `web:${req.webUser!.name}`, exportedAt: isoTime(clock.now()) };
+      const { manifest, files } = await exportManifest(store, { recordings: deps.dataDir.paths.recordings, hostKey: deps.dataDir.hostKey }, s, actor(req), clock.now());
       if (file === 'manifest.json') return reply.header('content-disposition', `attachment; filename="${s.id}-manifest.json"`).send(manifest);
-      const files = recordings
-        .map((r) => ({ r, full: path.join(deps.dataDir.paths.recordings, r.path) }))
-        .filter(({ full }) => fs.existsSync(full))
-        .map(({ r, full }) => ({ name: `${s.id}/${s.id}-${r.channel}.cast`, data: fs.readFileSync(full) }));
-      files.push({ name: `${s.id}/manifest.json`, data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') });
-      await store.audit.append(draft('recording.viewed', `web:${req.webUser!.name}`, { session: s.id, sessionUser: s.user, how: 'export' }));
-      return reply.type('application/x-tar').header('content-disposition', `attachment; filename="${s.id}.tar"`).send(tar(files, clock.now()));
+      const entries = files.map((f) => ({ name: `${s.id}/${f.name}`, data: fs.readFileSync(f.full) }));
+      entries.push({ name: `${s.id}/manifest.json`, data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') });
+      await store.audit.append(draft('recording.viewed', actor(req), { session: s.id, sessionUser: s.user, how: 'export' }));
+      return reply.type('application/x-tar').header('content-disposition', `attachment; filename="${s.id}.tar"`).send(tar(entries, clock.now()));
     }
     const m = /^(\d+)\.cast$/.exec(file);
     const rec = m ? (await store.recordings.list(s.id)).find((r) => r.channel === Number(m[1])) : undefined;
@@ -168,7 +163,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const token = admin ? reply.generateCsrf() : '';
     const body = html`<table><thead><tr><th>User</th><th>Roles</th><th>State</th><th>TOTP</th><th>Groups</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
       ${users.map((u) => html`<tr><td>${u.name}</td><td>${u.roles.join(', ')}</td><td>${u.disabled ? 'disabled' : 'enabled'}</td><td>${u.totpEnrolled ? 'yes' : 'no'}</td><td>${u.groups.join(', ')}</td>
-        ${admin ? html`<td><form method="post" action="/users/${u.name}/${u.disabled ? 'enable' : 'disable'}" class="inline"><input type="hidden" name="_csrf" value="${token}"><button type="submit">${u.disabled ? 'Enable' : 'Disable'}</button></form></td>` : ''}</tr>`)}
+        ${admin ? html`<td>${postButton(`/users/${u.name}/${u.disabled ? 'enable' : 'disable'}`, u.disabled ? 'Enable' : 'Disable', token)}</td>` : ''}</tr>`)}
       </tbody></table>`;
     return sendPage(reply, page('Users', req.webUser!, body));
   });
@@ -196,7 +191,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const body = html`<table><thead><tr><th>#</th><th>Who</th><th>Where</th><th>Logins</th><th>Rights</th><th>Until</th><th>Reason</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
       ${grants.map((g) => html`<tr><td>${g.id}</td><td>${g.who.kind} ${g.who.name}</td><td>${whereText(g.where)}</td><td>${g.logins.join(', ')}</td><td>${g.rights.join(', ')}</td>
         <td>${g.until === null ? '-' : isoTime(g.until)}</td><td>${g.reason}</td>
-        ${admin ? html`<td><form method="post" action="/grants/${g.id}/remove" class="inline"><input type="hidden" name="_csrf" value="${token}"><button type="submit">Remove</button></form></td>` : ''}</tr>`)}
+        ${admin ? html`<td>${postButton(`/grants/${g.id}/remove`, 'Remove', token)}</td>` : ''}</tr>`)}
       </tbody></table>`;
     return sendPage(reply, page('Grants', req.webUser!, body));
   });
@@ -220,6 +215,16 @@ function integrityOf(recs: RecordingRecord[], root: string): string {
     if (fs.statSync(full).size !== r.size) return 'modified';
   }
   return recs.some((r) => r.state === 'interrupted') ? 'interrupted' : 'ok';
+}
+
+/** Every change is a POST form with its CSRF token (admin actions). */
+function postButton(action: string, label: string, csrfToken: string, id?: string): Html {
+  return html`<form method="post" action="${action}" class="inline"><input type="hidden" name="_csrf" value="${csrfToken}"><button type="submit"${new Html(id ? ` id="${id}"` : '')}>${label}</button></form>`;
+}
+
+/** Durations in the list are shown to the second. */
+function wholeSeconds(ms: number): number {
+  return Math.max(0, ms - (ms % 1000));
 }
 
 function pager(q: Q, pageNo: number): string {

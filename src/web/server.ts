@@ -14,10 +14,9 @@ import websocket from '@fastify/websocket';
 import { draft } from '../audit/events.js';
 import { GatehouseError } from '../shared/errors.js';
 import { verifyPassword } from '../auth/password.js';
-import { checkCode } from '../auth/totp.js';
+import { checkSecondFactor } from '../auth/secondfactor.js';
 import type { Config } from '../config/schema.js';
 import type { DataDir } from '../datadir/datadir.js';
-import { open } from '../datadir/seal.js';
 import type { LiveHub } from '../recorder/livehub.js';
 import { hostKeyVerifier, verifyRecordings } from '../recorder/verify.js';
 import type { Clock } from '../shared/clock.js';
@@ -166,12 +165,12 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
     if (!canView(u)) return fail(u.disabled ? 'user_disabled' : 'not_auditor');
     const hash = await store.users.passwordHash(u.name);
     if (!hash || !(await verifyPassword(String(body.password ?? ''), hash))) return fail('wrong_password');
+    // The same lockout as the SSH login: locked users are refused, and wrong codes count.
+    if ((await store.lockout.lockedUntil(u.id, clock.now())) !== null) return fail('locked');
     const totp = await store.totp.get(u.name);
     if (!totp) return fail('no_totp');
-    const secret = open(dataDir.masterKey, totp.sealedSecret, `totp:user:${totp.userId}`).toString('utf8');
-    const check = checkCode(secret, String(body.code ?? '').trim(), clock.now(), null);
-    if (!check.ok) return fail('wrong_code');
-    if ((totp.lastStep !== null && check.step <= totp.lastStep) || !(await store.totp.claimStep(totp.userId, check.step))) return fail('replayed_code');
+    const second = await checkSecondFactor({ store, clock, config, masterKey: dataDir.masterKey }, { user: u.name, userId: u.id }, totp, String(body.code ?? ''), source);
+    if (!second.ok) return fail(second.reason);
     await req.session.regenerate();
     req.session.set('user', u.name);
     await store.audit.append(draft('web.login', 'system', { user: u.name, source }));

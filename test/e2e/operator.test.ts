@@ -192,7 +192,7 @@ describe.runIf(haveOpenSsh())('operator path: ssh → gatehouse → sshd', () =>
     }
   });
 
-  it('agent forwarding, remote forwarding (-R) and port forwarding are refused', async () => {
+  it('agent forwarding, X11 forwarding, remote forwarding (-R) and port forwarding are refused', async () => {
     const sock = path.join(w.dir, 'agent.sock');
     const agent = execFileSync('ssh-agent', ['-a', sock, '-s'], { encoding: 'utf8' });
     const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)![1]);
@@ -202,6 +202,10 @@ describe.runIf(haveOpenSsh())('operator path: ssh → gatehouse → sshd', () =>
     } finally {
       process.kill(agentPid, 'SIGTERM');
     }
+    // X11 (x11-req) is refused: OpenSSH says so, and no DISPLAY reaches the target.
+    const x11 = await w.ssh(alice, [target, 'echo "D=${DISPLAY:-none}"'], { extra: ['-Y', '-o', 'ForwardX11Timeout=0'], env: { DISPLAY: ':55' } });
+    expect(x11.stderr).toMatch(/X11 forwarding request failed/);
+    expect(x11.stdout).toBe('D=none\n');
     // -R (tcpip-forward) is refused: OpenSSH says so and, with ExitOnForwardFailure, gives up.
     const remote = await w.ssh(alice, [target, 'echo should-not-run'], { extra: ['-o', 'ExitOnForwardFailure=yes', '-R', '127.0.0.1:0:127.0.0.1:22'] });
     expect(remote.code).toBe(255);

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, ghJson, ghOk } from '../helpers/cli.js';
+import { ROOT, ghJson, ghOk, tempDir } from '../helpers/cli.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
 
@@ -86,6 +87,13 @@ describe.runIf(haveOpenSsh() && haveChromium())('web UI in a real browser', () =
     expect(listing.split('\n').filter(Boolean).sort()).toEqual([`${sid}/${sid}-0.cast`, `${sid}/manifest.json`].sort());
     const cast = execFileSync('tar', ['-xOf', tarFile, `${sid}/${sid}-0.cast`]);
     expect(cast.toString()).toContain('zebra-unicorn-42');
+    // The bundle's manifest is the one `gatehouse sessions export` writes (only who and when differ).
+    type Manifest = { exportedAt: string; exportedBy: string; recordings: { file: string; sha256: string; verdict: string }[] };
+    const manifest = JSON.parse(execFileSync('tar', ['-xOf', tarFile, `${sid}/manifest.json`], { encoding: 'utf8' })) as Manifest;
+    expect(manifest.recordings).toEqual([expect.objectContaining({ file: `${sid}-0.cast`, verdict: 'intact', sha256: createHash('sha256').update(cast).digest('hex') })]);
+    expect(manifest.exportedBy).toBe('web:ada');
+    const cli = ghJson<Manifest>(w.data, ['sessions', 'export', sid, '--out', path.join(tempDir(), 'out')]);
+    expect({ ...manifest, exportedAt: '', exportedBy: '' }).toEqual({ ...cli, exportedAt: '', exportedBy: '' });
     expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'recording.viewed']).some((e) => e.data.session === sid && e.data.how === 'web')).toBe(true);
   });
 

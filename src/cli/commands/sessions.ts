@@ -2,21 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { draft } from '../../audit/events.js';
 import { replayCast } from '../../recorder/replay.js';
-import { hostKeyVerifier, verifyRecordings } from '../../recorder/verify.js';
+import { exportManifest, sessionJson } from '../../recorder/manifest.js';
 import { isoTime } from '../../shared/clock.js';
 import { GatehouseError, notFound, usageError } from '../../shared/errors.js';
 import type { Store } from '../../store/types.js';
 import { parseIsoTime } from '../../shared/units.js';
-import type { SessionRecord } from '../../store/types.js';
 import { str, table, type Command } from '../command.js';
-
-function sessionJson(s: SessionRecord) {
-  return {
-    id: s.id, user: s.user, source: s.sourceAddr, host: s.host, login: s.login, mode: s.mode, grant: s.grantId,
-    keyFingerprint: s.keyFingerprint, startedAt: isoTime(s.startedAt), endedAt: s.endedAt === null ? null : isoTime(s.endedAt),
-    endReason: s.endReason, bytesUp: s.bytesUp, bytesDown: s.bytesDown, live: s.endedAt === null,
-  };
-}
 
 async function mustGetSession(store: Store, id: string) {
   const s = await store.sessions.get(id);
@@ -99,29 +90,12 @@ export const commands: Command[] = [
       if (out === undefined) throw usageError('sessions export needs --out DIR');
       const { store, dataDir } = await ctx.open();
       const s = await mustGetSession(store, id!);
-      const report = await verifyRecordings(store, dataDir.paths.recordings, hostKeyVerifier(dataDir.hostKey), s.id);
-      const recs = await store.recordings.list(s.id);
+      const { manifest, files } = await exportManifest(store, { recordings: dataDir.paths.recordings, hostKey: dataDir.hostKey }, s, ctx.actor, ctx.clock.now());
       fs.mkdirSync(out, { recursive: true, mode: 0o700 });
-      const files: string[] = [];
-      for (const r of recs) {
-        const src = path.join(dataDir.paths.recordings, r.path);
-        if (!fs.existsSync(src)) continue;
-        const name = path.basename(r.path);
-        fs.copyFileSync(src, path.join(out, name), fs.constants.COPYFILE_EXCL);
-        fs.chmodSync(path.join(out, name), 0o600);
-        files.push(name);
+      for (const f of files) {
+        fs.copyFileSync(f.full, path.join(out, f.name), fs.constants.COPYFILE_EXCL);
+        fs.chmodSync(path.join(out, f.name), 0o600);
       }
-      const channels = await store.sessions.channels(s.id);
-      const manifest = {
-        exportedAt: isoTime(ctx.clock.now()), exportedBy: ctx.actor, session: sessionJson(s),
-        channels: channels.map((c) => ({ ...c, startedAt: isoTime(c.startedAt), endedAt: c.endedAt === null ? null : isoTime(c.endedAt) })),
-        recordings: recs.map((r) => ({
-          channel: r.channel, file: path.basename(r.path), kind: r.kind, state: r.state, size: r.size, sha256: r.sha256, truncatedAtLimit: r.truncated,
-          chainSeq: r.seq, chainHash: r.chainHash, signature: r.signature,
-          verdict: report.items.find((i) => i.channel === r.channel)?.verdict ?? 'missing',
-        })),
-        chainOk: report.chain.ok,
-      };
       fs.writeFileSync(path.join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
       await store.audit.append(draft('recording.viewed', ctx.actor, { session: s.id, sessionUser: s.user, how: 'export' }));
       return { json: manifest, text: `exported ${files.length} recording(s) and manifest.json to ${out}` };

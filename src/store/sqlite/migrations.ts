@@ -1,4 +1,14 @@
 /**
+ * Triggers that bump meta.policy_version on every committed change of a table (migration 4). The
+ * SQL it produces is part of a shipped migration: it must not change.
+ */
+function bumpPolicyVersion(table: string, changes: readonly ('INSERT' | 'UPDATE' | 'DELETE')[] = ['INSERT', 'UPDATE', 'DELETE']): string {
+  return changes.map((c) => `  CREATE TRIGGER policy_version_${table}_${c.toLowerCase()} AFTER ${c} ON ${table}
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+`).join('');
+}
+
+/**
  * Numbered migrations, applied in order and recorded in PRAGMA user_version. Append only: never edit
  * an entry that has shipped; add a new one.
  */
@@ -209,60 +219,9 @@ export const MIGRATIONS: readonly string[] = [
     done_at    INTEGER
   ) STRICT;
   INSERT OR IGNORE INTO meta (key, value) VALUES ('policy_version', '0');
-  CREATE TRIGGER policy_version_users_insert AFTER INSERT ON users
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_users_update AFTER UPDATE ON users
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_users_delete AFTER DELETE ON users
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_user_roles_insert AFTER INSERT ON user_roles
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_user_roles_update AFTER UPDATE ON user_roles
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_user_roles_delete AFTER DELETE ON user_roles
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_ssh_keys_insert AFTER INSERT ON ssh_keys
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_ssh_keys_update AFTER UPDATE ON ssh_keys
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_ssh_keys_delete AFTER DELETE ON ssh_keys
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_user_groups_insert AFTER INSERT ON user_groups
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_user_groups_update AFTER UPDATE ON user_groups
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_user_groups_delete AFTER DELETE ON user_groups
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_group_members_insert AFTER INSERT ON group_members
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_group_members_update AFTER UPDATE ON group_members
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_group_members_delete AFTER DELETE ON group_members
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_hosts_insert AFTER INSERT ON hosts
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_hosts_update AFTER UPDATE ON hosts
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_hosts_delete AFTER DELETE ON hosts
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_host_group_members_insert AFTER INSERT ON host_group_members
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_host_group_members_update AFTER UPDATE ON host_group_members
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_host_group_members_delete AFTER DELETE ON host_group_members
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_grants_insert AFTER INSERT ON grants
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_grants_update AFTER UPDATE ON grants
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_grants_delete AFTER DELETE ON grants
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_session_kills_insert AFTER INSERT ON session_kills
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_totp_insert AFTER INSERT ON totp
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
-  CREATE TRIGGER policy_version_totp_delete AFTER DELETE ON totp
-    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+${['users', 'user_roles', 'ssh_keys', 'user_groups', 'group_members', 'hosts', 'host_group_members', 'grants'].map((t) => bumpPolicyVersion(t)).join('')}\
+${bumpPolicyVersion('session_kills', ['INSERT'])}\
+${bumpPolicyVersion('totp', ['INSERT', 'DELETE'])}\
   -- Claiming a TOTP step (every login) updates last_step only: not a policy change.
   CREATE TRIGGER policy_version_totp_secret AFTER UPDATE OF secret ON totp
     BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;

@@ -35,12 +35,13 @@ function sessionWhere(f: SessionFilter): { where: string; args: (string | number
     args.push(...f.ids);
   }
   if (f.status !== undefined) {
-    const terminated = `(${TERMINATED_PREFIXES.map(() => 'instr(end_reason, ?) = 1').join(' OR ')})`;
+    // coalesce: a NULL reason is a plain end, and NOT (NULL) would drop the row.
+    const terminated = `(${TERMINATED_PREFIXES.map(() => "instr(coalesce(end_reason, ''), ?) = 1").join(' OR ')})`;
     const sql: Record<SessionStatus, string> = {
       live: 'ended_at IS NULL',
       interrupted: "ended_at IS NOT NULL AND end_reason = 'interrupted'",
       terminated: `ended_at IS NOT NULL AND ${terminated}`,
-      ended: `ended_at IS NOT NULL AND coalesce(end_reason, '') <> 'interrupted' AND NOT ${terminated.replace(/end_reason/g, "coalesce(end_reason, '')")}`,
+      ended: `ended_at IS NOT NULL AND coalesce(end_reason, '') <> 'interrupted' AND NOT ${terminated}`,
     };
     where.push(sql[f.status]);
     if (f.status === 'terminated' || f.status === 'ended') args.push(...TERMINATED_PREFIXES);

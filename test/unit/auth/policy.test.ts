@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Right } from '../../../src/audit/events.js';
-import { authorize, isGrant, type AccessRequest } from '../../../src/auth/policy.js';
+import { authorize, isGrant, maySsh, reachableTargets, type AccessRequest } from '../../../src/auth/policy.js';
 import type { GrantRecord, HostRecord, UserRecord } from '../../../src/store/types.js';
 
 const NOW = Date.UTC(2026, 10, 24, 12);
@@ -67,5 +67,18 @@ describe('authorize', () => {
       expect(isGrant({ ...d.grant })).toBe(false);
       expect(Object.isFrozen(d.grant)).toBe(true);
     }
+  });
+});
+
+describe('what a user may reach, derived from authorize()', () => {
+  it('reachable pairs carry the grant authorize() minted; maySsh needs a session right, not forward alone', () => {
+    const gs = [grant({ logins: ['deploy', 'root'], rights: ['exec'] as Right[] }), grant({ where: { kind: 'host', name: 'web2' }, rights: ['forward'] as Right[] })];
+    const r = reachableTargets(alice, [web1], gs, 'exec', NOW);
+    expect(r.map((x) => x.login)).toEqual(['deploy', 'root']);
+    expect(r.every((x) => isGrant(x.grant) && x.grant.grantId === x.grantId && x.grant.login === x.login)).toBe(true);
+    const web2: HostRecord = { ...web1, id: 2, name: 'web2' };
+    expect(maySsh(alice, web1, gs, NOW)).toBe(true);
+    expect(maySsh(alice, web2, gs, NOW)).toBe(false);
+    expect(maySsh({ ...alice, disabled: true }, web1, gs, NOW)).toBe(false);
   });
 });

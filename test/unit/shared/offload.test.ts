@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Sink } from '../../../src/shared/offload.js';
+import { Sink, stopOffloadWorkerForTests } from '../../../src/shared/offload.js';
 import { tempDir } from '../../helpers/cli.js';
 
 /** Chunks of every size class: tiny, packet-sized, and larger than one batch (1 MiB). */
@@ -63,5 +63,18 @@ describe('offload sinks (hashing and recording writes on the worker thread)', ()
     expect(errors[0]!.message).toMatch(/EBADF/);
     expect(r.error?.message).toMatch(/EBADF/);
     expect(r.size).toBe(0);
+  });
+
+  it('if the worker dies, open sinks fail (a recording then fails closed) and the next sink gets a new worker', async () => {
+    const errors: Error[] = [];
+    const s = new Sink(null, (err) => errors.push(err));
+    s.write(Buffer.from('before the crash'));
+    s.flush();
+    await stopOffloadWorkerForTests();
+    expect(errors.map((e) => e.message)).toEqual(['the hashing thread stopped']);
+    expect((await s.close()).error?.message).toBe('the hashing thread stopped');
+    const next = new Sink(null);
+    next.write(Buffer.from('after'));
+    expect((await next.close()).sha256).toBe(createHash('sha256').update('after').digest('hex'));
   });
 });

@@ -21,6 +21,24 @@ describe('migrations', () => {
     db.close();
   });
 
+  it('every table a policy depends on bumps the policy version on each kind of change, except TOTP step claims', () => {
+    const db = openDatabase(path.join(tempDir(), 'g.db'));
+    const triggers = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'policy_version_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    const all = (t: string) => ['insert', 'update', 'delete'].map((c) => `policy_version_${t}_${c}`);
+    expect(triggers).toEqual([
+      ...['users', 'user_roles', 'ssh_keys', 'user_groups', 'group_members', 'hosts', 'host_group_members', 'grants'].flatMap(all),
+      'policy_version_session_kills_insert', 'policy_version_totp_insert', 'policy_version_totp_delete', 'policy_version_totp_secret',
+    ].sort());
+    const v = () => Number((db.prepare("SELECT value FROM meta WHERE key = 'policy_version'").get() as { value: string }).value);
+    db.prepare("INSERT INTO users (name, created_at, updated_at) VALUES ('alice', 1, 1)").run();
+    const afterUser = v();
+    db.prepare("INSERT INTO totp (user_id, secret, created_at) VALUES (1, x'00', 1)").run();
+    expect(v()).toBe(afterUser + 1);
+    db.prepare('UPDATE totp SET last_step = 5 WHERE user_id = 1').run();
+    expect(v()).toBe(afterUser + 1);
+    db.close();
+  });
+
   it('re-running is a no-op that keeps data and schema', () => {
     const file = path.join(tempDir(), 'g.db');
     const db = openDatabase(file);

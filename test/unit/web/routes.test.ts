@@ -20,6 +20,7 @@ const meta = { actor: 'test' };
 
 let app: FastifyInstance;
 let store: Store;
+let masterKey: Buffer;
 const clock = new ManualClock(Date.UTC(2026, 10, 24, 12, 0, 0));
 
 type Jar = { cookie: string };
@@ -52,6 +53,7 @@ async function login(user: string, code?: string): Promise<{ jar: Jar; status: n
 beforeAll(async () => {
   const dir = tempDir();
   const dataDir = openDataDir(path.join(dir, 'data'));
+  masterKey = dataDir.masterKey;
   store = createSqliteStore(dataDir.paths.db, clock);
   const hash = await hashPassword(PASSWORD);
   for (const [name, roles] of [['aud', ['auditor']], ['boss', ['admin']], ['op', ['operator']]] as const) {
@@ -111,6 +113,30 @@ describe('web UI routes', () => {
     expect((await login('op')).location).toBe('/login?error=1');
     const reasons = (await store.audit.list({ type: 'web.login_failed' })).map((e) => e.data.reason);
     expect(reasons).toEqual(expect.arrayContaining(['wrong_code', 'replayed_code', 'not_auditor']));
+  });
+
+  it('wrong codes on the web count toward the same lockout as SSH; a locked user is refused even with the right code', async () => {
+    await store.users.add('aud2', ['auditor'], meta);
+    await store.users.setPassword('aud2', await hashPassword(PASSWORD), meta);
+    await store.totp.enroll('aud2', (uid) => seal(masterKey, Buffer.from(SECRET), `totp:user:${uid}`), true, meta);
+    // Its own address, so the per-address rate limit of the other tests does not interfere.
+    const post = async (code: string) => {
+      const jar: Jar = { cookie: '' };
+      const token = await csrfFrom('/login', jar);
+      clock.advance(30_000);
+      const res = await app.inject({
+        method: 'POST', url: '/login', remoteAddress: '10.7.7.7', headers: { cookie: jar.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ _csrf: token, username: 'aud2', password: PASSWORD, code }).toString(),
+      });
+      return String(res.headers.location);
+    };
+    for (let i = 0; i < 5; i++) expect(await post('000000')).toBe('/login?error=1');
+    const id = (await store.users.get('aud2'))!.id;
+    expect(await store.lockout.lockedUntil(id, clock.now())).not.toBeNull();
+    expect((await store.audit.list({ type: 'auth.locked' })).at(-1)!.data).toMatchObject({ user: 'aud2', source: '10.7.7.7' });
+    expect(await post(totpAt(SECRET, (clock.now() + 30_000) / 1000))).toBe('/login?error=1');
+    const last = (await store.audit.list({ type: 'web.login_failed' })).at(-1)!;
+    expect(last.data).toMatchObject({ user: 'aud2', reason: 'locked' });
   });
 
   it('a POST without the CSRF token is refused', async () => {

@@ -1,0 +1,40 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { isoTime } from '../shared/clock.js';
+import type { SessionRecord, Store } from '../store/types.js';
+import { hostKeyVerifier, verifyRecordings } from './verify.js';
+
+/**
+ * What an auditor takes away (`gatehouse sessions export` and the web UI's export bundle alike):
+ * the session, its channels, and each recording with its hash, chain position, signature and the
+ * integrity verdict at export time, plus the recording files that exist, named as in the bundle.
+ */
+export function sessionJson(s: SessionRecord) {
+  return {
+    id: s.id, user: s.user, source: s.sourceAddr, host: s.host, login: s.login, mode: s.mode, grant: s.grantId,
+    keyFingerprint: s.keyFingerprint, startedAt: isoTime(s.startedAt), endedAt: s.endedAt === null ? null : isoTime(s.endedAt),
+    endReason: s.endReason, bytesUp: s.bytesUp, bytesDown: s.bytesDown, live: s.endedAt === null,
+  };
+}
+
+export async function exportManifest(
+  store: Store, dirs: { recordings: string; hostKey: Buffer }, s: SessionRecord, exportedBy: string, now: number,
+): Promise<{ manifest: Record<string, unknown>; files: { name: string; full: string }[] }> {
+  const [report, recs, channels] = await Promise.all([
+    verifyRecordings(store, dirs.recordings, hostKeyVerifier(dirs.hostKey), s.id), store.recordings.list(s.id), store.sessions.channels(s.id),
+  ]);
+  const manifest = {
+    exportedAt: isoTime(now), exportedBy, session: sessionJson(s),
+    channels: channels.map((c) => ({ ...c, startedAt: isoTime(c.startedAt), endedAt: c.endedAt === null ? null : isoTime(c.endedAt) })),
+    recordings: recs.map((r) => ({
+      channel: r.channel, file: path.basename(r.path), kind: r.kind, state: r.state, size: r.size, sha256: r.sha256, truncatedAtLimit: r.truncated,
+      chainSeq: r.seq, chainHash: r.chainHash, signature: r.signature,
+      verdict: report.items.find((i) => i.channel === r.channel)?.verdict ?? 'missing',
+    })),
+    chainOk: report.chain.ok,
+  };
+  const files = recs
+    .map((r) => ({ name: path.basename(r.path), full: path.join(dirs.recordings, r.path) }))
+    .filter((f) => fs.existsSync(f.full));
+  return { manifest, files };
+}
