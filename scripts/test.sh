@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need beyond package.json
-# (OpenSSH client and server, oathtool, tmux, asciinema, rsync, ansible-core, chromium), builds, and runs every test. Idempotent.
+# (OpenSSH client and server, oathtool, tmux, asciinema, rsync, ansible-core, chromium, ssh-audit), builds, and runs every test.
+# Idempotent. Fails when the run leaves anything behind in the temp directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v ansible >/dev/null 2>&1 || need+=(ansible-core)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/bin/ssh-audit ] || need+=(ssh-audit)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
@@ -28,9 +30,14 @@ fi
 [ -d node_modules ] || npm ci
 npm run --silent build
 
+# The run gets a temp directory of its own (vitest, its workers and every process they start use
+# it as TMPDIR; test/global-setup.ts makes one root per run in it and removes it at the end). Once
+# the run is over it must be empty: whatever is left, a test made and did not remove.
+run_tmp="$(mktemp -d -t gh-tmp-XXXXXX)"
 report="$(mktemp -t gatehouse-vitest-XXXXXX.json)"
+trap 'rm -rf "$run_tmp"; rm -f "$report"' EXIT
 set +e
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+TMPDIR="$run_tmp" GATEHOUSE_TEST_LEFTOVERS="$run_tmp/leftovers.txt" npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
 status=$?
 set -e
 # A plain closing line that any CI reads: "tests: N passed, N failed, N skipped".
@@ -42,4 +49,13 @@ node -e '
   console.log(`tests: ${p} passed, ${f} failed, ${s} skipped`);
 ' "$report"
 rm -f "$report"
+# What the test run's teardown found (processes still running, directories not removed), and
+# anything left outside the run's root.
+left="$(cat "$run_tmp/leftovers.txt" 2>/dev/null; rm -f "$run_tmp/leftovers.txt"; find "$run_tmp" -mindepth 1 -maxdepth 2 2>/dev/null | sed "s|^$run_tmp/||" | grep -Ev '^(tsx-[0-9]+|node-compile-cache|v8-compile-cache(-[0-9]+)?)(/|$)' | sort)"
+if [ -n "$left" ]; then
+  echo "test.sh: the run left these behind (every test must remove what it makes, also when it fails):" >&2
+  printf '%s\n' "$left" | sed 's/^/  /' >&2
+  [ "$status" -ne 0 ] || status=1
+fi
+rm -rf "$run_tmp"
 exit $status

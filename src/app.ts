@@ -1,21 +1,26 @@
+import { hostname } from 'node:os';
 import type { Config } from './config/schema.js';
 import type { DataDir } from './datadir/datadir.js';
 import { draft } from './audit/events.js';
 import { startAuditMirror, type AuditMirror } from './audit/mirror.js';
+import { createWitness, witnessPath } from './audit/witness.js';
 import type { Clock } from './shared/clock.js';
 import type { Ids } from './shared/ids.js';
 import type { Logger } from './shared/logger.js';
 import { formatListen } from './shared/units.js';
 import type { Store } from './store/types.js';
 import { AddressThrottle, MfaGrace } from './auth/throttle.js';
+import { PendingMfa } from './auth/pending.js';
 import { createSshServer, type SshServer } from './proxy/server.js';
-import type { ChannelObserver } from './proxy/relay.js';
-import type { ChannelContext } from './proxy/channels.js';
+import type { ObserverFactory } from './shared/channel.js';
+import { channelObservers } from './observers.js';
+import { Gate } from './auth/admit.js';
 import { createRecorderFactory, signer } from './recorder/recorder.js';
 import { recoverRecordings } from './recorder/recovery.js';
 import { highResClock } from './shared/clock.js';
 import { GatehouseError } from './shared/errors.js';
 import { LiveHub } from './recorder/livehub.js';
+import { Offload } from './shared/offload.js';
 import { createWebServer } from './web/server.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -37,52 +42,77 @@ export interface Gatehouse {
   readonly ssh: SshServer;
 }
 
-/** Observers attached to every relayed channel (the recorder joins here). */
-export type ObserverFactory = (ctx: ChannelContext) => Promise<ChannelObserver[]>;
+export type { ObserverFactory } from './shared/channel.js';
 
-export function createGatehouse(deps: Deps, observers?: ObserverFactory): Gatehouse {
+/** `recorder` replaces the recorder (the bench measures the relay without it); nothing else watches less. */
+export function createGatehouse(deps: Deps, recorder?: ObserverFactory): Gatehouse {
   const { config, store, log, clock, dataDir } = deps;
   let mirror: AuditMirror | undefined;
   let web: FastifyInstance | undefined;
   const hub = new LiveHub();
-  observers ??= createRecorderFactory({ config, store, clock: highResClock, log, root: dataDir.paths.recordings, hostKey: dataDir.hostKey, hub });
+  // The recording writes and stream hashes of this app run on this worker thread.
+  const offload = new Offload();
+  recorder ??= createRecorderFactory({ config, store, clock: highResClock, log, root: dataDir.paths.recordings, hostKey: dataDir.hostKey, hub, offload });
+  // The name on this node's session rows: recovery at start closes only these.
+  const node = hostname();
   const ssh = createSshServer({
-    store, clock, config, log, ids: deps.ids, observers,
+    store, clock, config, log, ids: deps.ids, gate: new Gate({ store }), node,
+    observers: channelObservers({ store, log, recorder, offload }),
     hostKey: dataDir.hostKey, clientKey: dataDir.clientKey, masterKey: dataDir.masterKey, targetKeysDir: dataDir.paths.targetKeys,
     throttle: new AddressThrottle(clock), grace: new MfaGrace(clock, config.auth.mfaGrace),
+    pendingMfa: new PendingMfa(clock, config.auth.maxPendingMfa, config.ssh.loginGraceTime),
   });
+  /** A start that failed half-way (a port in use): undo what started, so the process can exit. */
+  async function abandon(): Promise<void> {
+    await web?.close().catch(() => undefined);
+    await ssh.close('start_failed').catch(() => undefined);
+    await offload.stop().catch(() => undefined);
+    await mirror?.stop().catch(() => undefined);
+  }
   return {
     ssh,
     async start() {
-      mirror = await startAuditMirror(store, log, signer(dataDir.hostKey));
-      await recoverRecordings(store, dataDir.paths.recordings, signer(dataDir.hostKey), log);
-      const interrupted = await store.sessions.closeInterrupted();
-      if (interrupted.length > 0) log.warn({ sessions: interrupted }, 'closed sessions left open by a previous run as interrupted');
-      const addr = await ssh.listen(config.ssh.listen);
-      const sshAddr = formatListen({ host: addr.address, port: addr.port });
-      web = await createWebServer({
-        config, store, clock, log, dataDir, hub,
-        liveCount: () => ssh.live.size,
-        liveBytes: () => [...ssh.live.values()].reduce((n, e) => n + e.live.bytesUp + e.live.bytesDown, 0),
-      });
       try {
-        await web.listen({ host: config.web.listen.host, port: config.web.listen.port });
+        return await startAll();
       } catch (err) {
-        throw new GatehouseError('GH_RUNTIME', `cannot listen on ${formatListen(config.web.listen)} for the web UI: ${(err as Error).message}`, {
-          hint: 'another process may use the port; change web.listen or --web-listen',
-        });
+        await abandon();
+        throw err;
       }
-      const webAddr = `${config.web.tls ? 'https' : 'http'}://${formatListen(config.web.listen)}`;
-      await store.audit.append(draft('server.start', 'system', { version: VERSION, ssh: sshAddr, web: webAddr }));
-      await mirror.flush();
-      return { ssh: sshAddr, web: webAddr };
     },
     async stop(reason) {
       await web?.close();
       await ssh.close('server_shutdown');
+      // After the sessions: their recordings and digests are closed by now.
+      await offload.stop();
       await store.audit.append(draft('server.stop', 'system', { signal: reason }));
       await mirror?.stop();
       store.close();
     },
   };
+
+  async function startAll(): Promise<{ ssh: string; web: string }> {
+    await offload.start();
+    mirror = await startAuditMirror(store, log, createWitness({ file: witnessPath(config, dataDir), store, sign: signer(dataDir.hostKey), clock, log }));
+    await recoverRecordings(store, dataDir.paths.recordings, signer(dataDir.hostKey), log);
+    const interrupted = await store.sessions.closeInterrupted(node);
+    if (interrupted.length > 0) log.warn({ sessions: interrupted }, 'closed sessions left open by a previous run as interrupted');
+    const addr = await ssh.listen(config.ssh.listen);
+    const sshAddr = formatListen({ host: addr.address, port: addr.port });
+    web = await createWebServer({
+      config, store, clock, log, dataDir, hub,
+      liveCount: () => ssh.live.size,
+      liveBytes: () => [...ssh.live.values()].reduce((n, s) => n + s.bytesUp + s.bytesDown, 0),
+    });
+    try {
+      await web.listen({ host: config.web.listen.host, port: config.web.listen.port });
+    } catch (err) {
+      throw new GatehouseError('GH_RUNTIME', `cannot listen on ${formatListen(config.web.listen)} for the web UI: ${(err as Error).message}`, {
+        hint: 'another process may use the port; change web.listen or --web-listen',
+      });
+    }
+    const webAddr = `${config.web.tls ? 'https' : 'http'}://${formatListen(config.web.listen)}`;
+    await store.audit.append(draft('server.start', 'system', { version: VERSION, ssh: sshAddr, web: webAddr }));
+    await mirror.flush();
+    return { ssh: sshAddr, web: webAddr };
+  }
 }

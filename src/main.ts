@@ -1,6 +1,7 @@
 import { createGatehouse } from './app.js';
 import { loadConfig, type ConfigFlags } from './config/load.js';
 import { openDataDir, preparePrivateFile } from './datadir/datadir.js';
+import { acquireServeLock } from './datadir/lock.js';
 import { systemClock } from './shared/clock.js';
 import { randomIds } from './shared/ids.js';
 import { createLogger } from './shared/logger.js';
@@ -17,6 +18,8 @@ export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean },
   // bastion and every live session down with it.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled failure in a background task'));
   const dataDir = openDataDir(config.dataDir);
+  // Before anything reads or repairs state: a second server would close the first one's live sessions.
+  const lock = acquireServeLock(dataDir.paths.lock, systemClock.now());
   preparePrivateFile(dataDir.paths.db);
   const store = createSqliteStore(dataDir.paths.db, systemClock);
   if (flags.benchNoRecording) {
@@ -27,23 +30,36 @@ export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean },
   const app = createGatehouse({ config, dataDir, store, clock: systemClock, log, ids: randomIds }, flags.benchNoRecording ? async () => [] : undefined);
   const needsAdmin = !(await store.users.anyAdmin());
   // Signals are handled from before the first line is printed, so a quick SIGINT still stops cleanly.
+  let keepAlive: NodeJS.Timeout | undefined;
+  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+  const unhook = () => {
+    clearInterval(keepAlive);
+    if (onSignal) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
+  };
   const stopped = new Promise<void>((resolve) => {
     // Run until signalled, even while nothing else holds the event loop open.
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    const stop = (signal: NodeJS.Signals) => {
-      clearInterval(keepAlive);
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+    keepAlive = setInterval(() => undefined, 1 << 30);
+    onSignal = (signal: NodeJS.Signals) => {
+      unhook();
       log.info({ signal }, 'gatehouse stopping');
       app.stop(signal).then(resolve, (err) => {
         log.error({ err }, 'error while stopping');
         resolve();
       });
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
-  const { ssh, web } = await app.start();
+  let started: { ssh: string; web: string };
+  try {
+    started = await app.start();
+  } catch (err) {
+    // A start that fails (a port in use) must end the process and free the lock, not hang holding it.
+    unhook();
+    lock.release();
+    throw err;
+  }
+  const { ssh, web } = started;
   log.info({ ssh, web, dataDir: config.dataDir, created: dataDir.created }, 'gatehouse started');
 
   const lines = [`gatehouse: data in ${config.dataDir}${dataDir.created ? ' (created)' : ''}`, `gatehouse: ssh on ${ssh}`, `gatehouse: web UI on ${web}`];
@@ -61,5 +77,6 @@ export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean },
   stderr.write(lines.join('\n') + '\n');
 
   await stopped;
+  lock.release();
   log.info('gatehouse stopped');
 }

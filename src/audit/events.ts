@@ -10,7 +10,11 @@ export type Right = (typeof RIGHTS)[number];
 
 export type AuthFailureReason =
   | 'unknown_key' | 'key_user_mismatch' | 'weak_signature' | 'bad_signature' | 'user_disabled' | 'locked' | 'no_totp'
-  | 'wrong_code' | 'bad_code_format' | 'replayed_code' | 'too_many_attempts' | 'grace_timeout' | 'inner_key_mismatch';
+  | 'wrong_code' | 'bad_code_format' | 'replayed_code' | 'too_many_attempts' | 'grace_timeout' | 'inner_key_mismatch'
+  // Too many of the user's connections already wait at the TOTP prompt (auth.maxPendingMfa).
+  | 'too_many_pending_mfa'
+  // The user, key or TOTP enrolment changed between the key and the code: the login ends.
+  | 'changed_during_login';
 
 export type GrantWho = { kind: 'user'; name: string } | { kind: 'group'; name: string };
 export type GrantWhere = { kind: 'host'; name: string } | { kind: 'host-group'; name: string } | { kind: 'all' };
@@ -49,11 +53,12 @@ export interface AuditPayloads {
   'web.login': { user: string; source: string };
   'web.login_failed': { user: string; source: string; reason: string };
   'web.logout': { user: string; source: string };
+  'web.live_view': { user: string; source: string; session: string; channel: number; sessionUser: string };
   'session.refused': { user: string; source: string; reason: string; live: number; limit: number };
   'auth.success': { user: string; key: string; source: string; method: 'publickey+totp' | 'publickey+grace' };
   'auth.failure': { user: string; source: string; reason: AuthFailureReason; key?: string };
   'auth.locked': { user: string; source: string; until: string };
-  'access.denied': { user: string; source: string; host: string; login: string; action: string; reason: string; session?: string };
+  'access.denied': { user: string; source: string; host: string; login: string; action: string; reason: string; kind?: string; session?: string };
   'host.key_mismatch': { host: string; expected: string | null; presented: string; user: string; session: string };
   'target.connect_failed': { host: string; login: string; user: string; session: string; error: string };
   'session.start': { session: string; user: string; source: string; key: string };
@@ -141,6 +146,7 @@ export function describe(ev: AuditDraft): string {
     case 'web.login': return `${ev.data.user} logged in to the web UI from ${ev.data.source}`;
     case 'web.login_failed': return `web login of ${ev.data.user || '?'} from ${ev.data.source} refused: ${ev.data.reason}`;
     case 'web.logout': return `${ev.data.user} logged out of the web UI`;
+    case 'web.live_view': return `${ev.data.user} watches session ${ev.data.session} (${ev.data.sessionUser || '?'}) channel ${ev.data.channel} live from ${ev.data.source}`;
     case 'session.refused': return `session of ${ev.data.user} from ${ev.data.source} refused: ${ev.data.reason} (${ev.data.live} live, limit ${ev.data.limit})`;
     case 'server.start': return `server started (ssh ${ev.data.ssh}, web ${ev.data.web})`;
     case 'server.stop': return `server stopped (${ev.data.signal})`;

@@ -1,5 +1,6 @@
 import type { Logger } from '../shared/logger.js';
 import type { Store } from '../store/types.js';
+import type { Witness } from './witness.js';
 
 /**
  * Mirrors the audit table to the log as JSON lines for a SIEM. It tails the table rather than being
@@ -9,38 +10,38 @@ import type { Store } from '../store/types.js';
 const CURSOR_KEY = 'audit.mirror.cursor';
 
 export interface AuditMirror {
-  /** Emit everything new now (also runs on a timer). */
+  /** Emit everything new now and write a checkpoint to the witness (also runs on a timer, batched). */
   flush(): Promise<void>;
+  /** A last flush and checkpoint. */
   stop(): Promise<void>;
 }
 
-/** Where the server keeps the newest audit row it has signed. */
-export const AUDIT_HEAD_KEY = 'audit.head';
-
 /**
- * Besides mirroring, the server signs the newest row it has seen with the bastion's host key, so
- * rows removed from the end of the table (which no link in the chain can reveal) are noticed.
+ * Besides mirroring, each round hands the chains' heads to the witness, so rows later removed from
+ * the end of a table (which no link in a chain can reveal) are noticed by verify. On the timer the
+ * witness batches (at most one checkpoint a second); an explicit flush always writes one.
  */
-export async function startAuditMirror(store: Store, log: Logger, sign?: (hash: string) => string, intervalMs = 250): Promise<AuditMirror> {
+export async function startAuditMirror(store: Store, log: Logger, witness?: Witness, intervalMs = 250): Promise<AuditMirror> {
   const audit = log.child({ stream: 'audit' });
   let cursor = Number((await store.meta.get(CURSOR_KEY)) ?? 0);
   let running: Promise<void> | null = null;
 
-  const pump = async () => {
+  const pump = async (force: boolean) => {
     for (;;) {
       const rows = await store.audit.after(cursor, 500);
-      if (rows.length === 0) return;
+      if (rows.length === 0) break;
       for (const r of rows) {
         audit.info({ event: r.type, auditId: r.id, actor: r.actor, user: r.subject ?? undefined, data: r.data, time: new Date(r.ts).toISOString(), hash: r.hash }, 'audit');
       }
-      const last = rows[rows.length - 1]!;
-      cursor = last.id;
+      cursor = rows[rows.length - 1]!.id;
       await store.meta.set(CURSOR_KEY, String(cursor));
-      if (sign) await store.meta.set(AUDIT_HEAD_KEY, JSON.stringify({ id: last.id, hash: last.hash, signature: sign(last.hash) }));
     }
+    await witness?.checkpoint({ force });
   };
-  const flush = () => (running ??= pump().finally(() => { running = null; }));
-  const timer = setInterval(() => { flush().catch((err) => log.error({ err }, 'audit mirror failed')); }, intervalMs);
+  const round = (force: boolean) => (running ??= pump(force).finally(() => { running = null; }));
+  // An explicit flush may find a timer round under way that skipped its checkpoint: run once more.
+  const flush = async () => { await round(true); await round(true); };
+  const timer = setInterval(() => { round(false).catch((err) => log.error({ err }, 'audit mirror failed')); }, intervalMs);
   timer.unref();
   return {
     flush,

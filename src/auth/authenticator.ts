@@ -3,9 +3,11 @@ import { draft, type AuthFailureReason } from '../audit/events.js';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import type { Store } from '../store/types.js';
+import type { Store, TotpRecord } from '../store/types.js';
 import { fingerprintOf, isWeakSignature, verifySignature } from './sshkey.js';
 import type { AddressThrottle, MfaGrace } from './throttle.js';
+import { clientName } from './names.js';
+import type { PendingMfa } from './pending.js';
 import { checkSecondFactor } from './secondfactor.js';
 
 /**
@@ -33,6 +35,8 @@ export interface AuthDeps {
   log: Logger;
   throttle: AddressThrottle;
   grace: MfaGrace;
+  /** Shared by all connections: caps how many of one user's connections wait at the TOTP prompt. */
+  pendingMfa: PendingMfa;
 }
 
 /** Per-connection authentication state machine; `identity` is set once both factors passed. */
@@ -45,6 +49,17 @@ export class ConnectionAuth {
 
   constructor(private readonly deps: AuthDeps, private readonly source: string) {}
 
+  /** The connection closed: give up its seat at the TOTP prompt. Safe to call more than once. */
+  dispose(): void {
+    this.backToKey();
+  }
+
+  /** Forget the first factor (and the seat at the prompt it held): the key is asked again. */
+  private backToKey(): void {
+    if (this.factor1) this.deps.pendingMfa.leave(this.factor1.user, this);
+    this.factor1 = null;
+  }
+
   handle(ctx: AuthContext): void {
     this.step(ctx).catch((err: unknown) => {
       this.deps.log.error({ err, source: this.source }, 'authentication error');
@@ -54,7 +69,7 @@ export class ConnectionAuth {
 
   private async fail(ctx: AuthContext, user: string, reason: AuthFailureReason, methods: string[], partial = false, key?: string): Promise<void> {
     const { store, throttle } = this.deps;
-    await store.audit.append(draft('auth.failure', 'system', { user, source: this.source, reason, ...(key ? { key } : {}) }));
+    await store.audit.append(draft('auth.failure', 'system', { user: clientName(user), source: this.source, reason, ...(key ? { key } : {}) }));
     const delay = throttle.failure(this.source);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     ctx.reject(methods as never, partial);
@@ -63,7 +78,8 @@ export class ConnectionAuth {
   private async step(ctx: AuthContext): Promise<void> {
     const { store } = this.deps;
     if (++this.attempts > MAX_AUTH_ATTEMPTS) {
-      await store.audit.append(draft('auth.failure', 'system', { user: ctx.username, source: this.source, reason: 'too_many_attempts' }));
+      await store.audit.append(draft('auth.failure', 'system', { user: clientName(ctx.username), source: this.source, reason: 'too_many_attempts' }));
+      this.backToKey();
       ctx.reject();
       this.onGiveUp();
       return;
@@ -96,17 +112,25 @@ export class ConnectionAuth {
       return this.fail(ctx, user.name, 'bad_signature', ['publickey'], false, fp);
     }
     const totp = await store.totp.get(user.name);
-    this.factor1 = { user: user.name, userId: user.id, fingerprint: fp, totpCreatedAt: totp?.createdAt ?? null };
+    const who: Identity = { user: user.name, userId: user.id, fingerprint: fp, totpCreatedAt: totp?.createdAt ?? null };
     // Grace needs the same TOTP enrolment as when it was granted: a reset ends the trust.
     if (config.auth.mfaGrace > 0 && totp && grace.trusts(user.name, fp, this.source, totp.createdAt)) {
-      return this.succeed(ctx, this.factor1, 'publickey+grace');
+      this.backToKey();
+      return this.succeed(ctx, who, 'publickey+grace');
     }
+    if (this.factor1 && this.factor1.user !== user.name) this.backToKey();
+    if (!this.deps.pendingMfa.enter(user.name, this)) {
+      this.deps.log.warn({ user: user.name, source: this.source, limit: this.deps.pendingMfa.limit }, 'too many connections of this user wait at the TOTP prompt');
+      return this.fail(ctx, user.name, 'too_many_pending_mfa', ['publickey'], false, fp);
+    }
+    this.factor1 = who;
     ctx.reject(['keyboard-interactive'], true);
   }
 
   private async totp(ctx: AuthContext & { method: 'keyboard-interactive' }, who: Identity): Promise<void> {
     const { store } = this.deps;
     const rec = await store.totp.get(who.user);
+    if (!rec && who.totpCreatedAt !== null) return this.endChanged(ctx, who, 'totp_reset');
     if (!rec) {
       // Said through the keyboard-interactive instruction: the only text OpenSSH shows before auth ends.
       await new Promise<void>((resolve) => ctx.prompt([], '', `gatehouse: no TOTP is enrolled for ${who.user}: ask an admin to enrol you (gatehouse user totp enroll ${who.user}).`, () => resolve()));
@@ -115,15 +139,51 @@ export class ConnectionAuth {
     const answers = await new Promise<string[] | Error>((resolve) =>
       ctx.prompt([{ prompt: TOTP_PROMPT, echo: false }], '', '', (a) => resolve(a as string[] | Error)));
     if (answers instanceof Error) return; // the client started another method; ssh2 already moved on
+    // Checked at every answer, before the code: a connection that reached the prompt before other
+    // connections' failures locked the user must not log in with the right code, and a change an
+    // admin made while the prompt waited ends the login without counting a failure against the
+    // user. Between this check and the failure count below there are only synchronous store
+    // calls, so answers arriving on many connections at once are counted one after the other.
+    const before = await this.changedSinceKey(who, rec);
+    if (before !== null) return this.endChanged(ctx, who, before);
     const r = await checkSecondFactor(this.deps, who, rec, String(answers[0] ?? ''), this.source);
     if (!r.ok) {
+      if (r.lockedUntil === null) return this.fail(ctx, who.user, r.reason, ['keyboard-interactive'], true, who.fingerprint);
       // Locked now: back to the first factor, which refuses a locked user.
-      return r.lockedUntil !== null
-        ? this.fail(ctx, who.user, r.reason, ['publickey'], false, who.fingerprint)
-        : this.fail(ctx, who.user, r.reason, ['keyboard-interactive'], true, who.fingerprint);
+      this.backToKey();
+      return this.fail(ctx, who.user, r.reason, ['publickey'], false, who.fingerprint);
     }
+    // And again at the moment of success, for a change that landed while the code was checked.
+    const changed = await this.changedSinceKey(who, rec);
+    if (changed !== null) return this.endChanged(ctx, who, changed);
     this.deps.grace.remember(who.user, who.fingerprint, this.source, rec.createdAt);
+    this.backToKey();
     return this.succeed(ctx, { ...who, totpCreatedAt: rec.createdAt }, 'publickey+totp');
+  }
+
+  private async endChanged(ctx: AuthContext, who: Identity, change: string): Promise<void> {
+    if (change !== 'locked') this.deps.log.warn({ user: who.user, source: this.source, change }, 'login refused: the account changed between the key and the TOTP code');
+    this.backToKey();
+    return this.fail(ctx, who.user, change === 'locked' ? 'locked' : 'changed_during_login', ['publickey'], false, who.fingerprint);
+  }
+
+  /**
+   * The key was checked when it signed, the code now; an admin may have acted in between (the
+   * prompt can wait for the whole login grace time). Everything the key step relied on, and the
+   * lock, is read again when the code arrives and at the moment of success: what changed, or null.
+   */
+  private async changedSinceKey(who: Identity, rec: TotpRecord): Promise<string | null> {
+    const { store, clock } = this.deps;
+    const user = await store.users.get(who.user);
+    if (!user || user.id !== who.userId) return 'user_removed';
+    if (user.disabled) return 'user_disabled';
+    const key = await store.keys.byFingerprint(who.fingerprint);
+    if (!key || key.user !== user.name) return 'key_removed';
+    const now = await store.totp.get(user.name);
+    if (!now || now.createdAt !== rec.createdAt || now.userId !== user.id) return 'totp_reset';
+    if (who.totpCreatedAt !== null && who.totpCreatedAt !== rec.createdAt) return 'totp_reset';
+    if ((await store.lockout.lockedUntil(user.id, clock.now())) !== null) return 'locked';
+    return null;
   }
 
   private async succeed(ctx: AuthContext, who: Identity, method: 'publickey+totp' | 'publickey+grace'): Promise<void> {

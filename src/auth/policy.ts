@@ -138,7 +138,19 @@ export function reachableTargets(user: UserRecord, hosts: readonly HostRecord[],
   return out;
 }
 
-/** Whether the user may open any SSH session on the host now (the gate for `ssh -J` and known-hosts). */
+/** The rights that open an SSH session on a host (what `ssh -J` to it and known-hosts need). */
+export const SSH_RIGHTS = ['shell', 'exec', 'sftp'] as const;
+
+/** The first pair that lets the user open any SSH session on the host now, or null. */
+export function firstSshGrant(user: UserRecord, host: HostRecord, grants: readonly GrantRecord[], now: number): Reachable | null {
+  for (const a of SSH_RIGHTS) {
+    const r = reachableTargets(user, [host], grants, a, now)[0];
+    if (r) return r;
+  }
+  return null;
+}
+
+/** Whether the user may open any SSH session on the host now. */
 export function maySsh(user: UserRecord, host: HostRecord, grants: readonly GrantRecord[], now: number): boolean {
-  return (['shell', 'exec', 'sftp'] as const).some((a) => reachableTargets(user, [host], grants, a, now).length > 0);
+  return firstSshGrant(user, host, grants, now) !== null;
 }

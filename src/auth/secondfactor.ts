@@ -25,7 +25,7 @@ export type SecondFactorResult =
 export async function checkSecondFactor(
   deps: SecondFactorDeps, who: { user: string; userId: number }, rec: TotpRecord, code: string, source: string,
 ): Promise<SecondFactorResult> {
-  const { store, clock, config, masterKey } = deps;
+  const { store, clock, masterKey } = deps;
   const now = clock.now();
   const secret = open(masterKey, rec.sealedSecret, `totp:user:${rec.userId}`).toString('utf8');
   const check = checkCode(secret, code.trim(), now, null);
@@ -36,8 +36,19 @@ export async function checkSecondFactor(
     await store.lockout.clear(who.userId);
     return { ok: true };
   }
-  const { failures, window, duration } = config.auth.lockout;
-  const lockedUntil = await store.lockout.recordFailure(who.userId, now, { failures, windowMs: window, durationMs: duration });
-  if (lockedUntil !== null) await store.audit.append(draft('auth.locked', 'system', { user: who.user, source, until: isoTime(lockedUntil) }));
+  const lockedUntil = await countFailedLogin(deps, who, source);
   return { ok: false, reason, lockedUntil };
+}
+
+/**
+ * One failed login toward the user's lockout, whichever door and factor it came through (a wrong
+ * TOTP code over SSH or the web, a wrong web password). Counted atomically in the store, so
+ * parallel connections share one count. Returns the lock's end when this failure locked the user.
+ */
+export async function countFailedLogin(deps: SecondFactorDeps, who: { user: string; userId: number }, source: string): Promise<number | null> {
+  const { store, clock, config } = deps;
+  const { failures, window, duration } = config.auth.lockout;
+  const lockedUntil = await store.lockout.recordFailure(who.userId, clock.now(), { failures, windowMs: window, durationMs: duration });
+  if (lockedUntil !== null) await store.audit.append(draft('auth.locked', 'system', { user: who.user, source, until: isoTime(lockedUntil) }));
+  return lockedUntil;
 }

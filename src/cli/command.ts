@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { DataDir } from '../datadir/datadir.js';
 import type { Clock } from '../shared/clock.js';
 import type { Store } from '../store/types.js';
+import { oneLine } from './escape.js';
 
 /** What a command returns: text for people, json for `--json`; the dispatcher prints one of them. */
 export interface CommandOutput {
@@ -60,9 +61,9 @@ export function strs(values: Values, name: string): string[] {
   return Array.isArray(v) ? (v as string[]) : typeof v === 'string' ? [v] : [];
 }
 
-/** Fixed-width columns for listings. */
+/** Fixed-width columns for listings; a cell never breaks its row or controls the terminal. */
 export function table(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
+  const all = [header, ...rows.map((r) => r.map(oneLine))];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }

@@ -6,7 +6,10 @@ import { openDataDir, preparePrivateFile } from '../datadir/datadir.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { GatehouseError, usageError } from '../shared/errors.js';
 import { createSqliteStore } from '../store/sqlite/index.js';
+import { witnessChanges, witnessPath } from '../audit/witness.js';
+import { signer } from '../recorder/recorder.js';
 import type { Command, CommandContext, Opened, Options } from './command.js';
+import { oneLine, terminalSafeJson, writeText } from './escape.js';
 import { commands as access } from './commands/access.js';
 import { commands as audit } from './commands/audit.js';
 import { commands as grant } from './commands/grant.js';
@@ -93,14 +96,16 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<number
     const isHelp = argv.length === 0 || argv.includes('--help') || argv.includes('-h') || argv[0] === 'help';
     const group = words.length > 0 && COMMANDS.some((c) => c.names[0] === words[0]) ? [words[0]!] : [];
     if (isHelp || (group.length > 0 && words.length === 1)) {
-      (isHelp ? stdout : stderr).write(overview(group) + '\n');
+      writeText(isHelp ? stdout : stderr, overview(group) + '\n');
       return isHelp ? 0 : 2;
     }
-    stderr.write(`gatehouse: unknown command "${words.join(' ')}"\nhint: gatehouse --help lists the commands\n`);
+    writeText(stderr, `gatehouse: unknown command "${oneLine(words.join(' '))}"\nhint: gatehouse --help lists the commands\n`);
     return 2;
   }
 
   let store: Opened['store'] | undefined;
+  // A command that appends audit rows leaves a signed checkpoint in the witness before it exits.
+  let checkpointAtClose: (() => Promise<void>) | undefined;
   try {
     let parsed;
     try {
@@ -113,7 +118,7 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<number
     }
     const { values, positionals } = parsed;
     if (values.help) {
-      stdout.write(commandHelp(cmd) + '\n');
+      writeText(stdout, commandHelp(cmd) + '\n');
       return 0;
     }
     if (positionals.length < cmd.positionals.min || positionals.length > cmd.positionals.max) {
@@ -138,22 +143,26 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<number
         const dataDir = openDataDir(cfg.dataDir);
         preparePrivateFile(dataDir.paths.db);
         store = createSqliteStore(dataDir.paths.db, ctx.clock);
+        checkpointAtClose = await witnessChanges({ file: witnessPath(cfg, dataDir), store, sign: signer(dataDir.hostKey), clock: ctx.clock });
         opened = { config: cfg, dataDir, store };
         return opened;
       },
     };
     const out = await cmd.handler(ctx, values, positionals);
-    if (ctx.json && out.json !== undefined) stdout.write(JSON.stringify(out.json, null, 2) + '\n');
-    else if (out.text !== undefined && out.text !== '') stdout.write(out.text + '\n');
+    if (ctx.json && out.json !== undefined) stdout.write(terminalSafeJson(out.json) + '\n');
+    else if (out.text !== undefined && out.text !== '') writeText(stdout, out.text + '\n');
     return out.exitCode ?? 0;
   } catch (err) {
     if (err instanceof GatehouseError) {
-      stderr.write(`gatehouse: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
+      writeText(stderr, `gatehouse: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
       return err.exitCode;
     }
-    stderr.write(`gatehouse: unexpected error: ${(err as Error).message ?? err}\nhint: this is a bug; the log has details when run under serve\n`);
+    writeText(stderr, `gatehouse: unexpected error: ${(err as Error).message ?? err}\nhint: this is a bug; the log has details when run under serve\n`);
     return 1;
   } finally {
+    await checkpointAtClose?.().catch((err: unknown) => {
+      writeText(stderr, `gatehouse: warning: the change is saved but no checkpoint reached the witness: ${(err as Error).message}\n`);
+    });
     store?.close();
   }
 }

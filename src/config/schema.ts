@@ -52,17 +52,24 @@ export const configSchema = z.strictObject({
     .strictObject({
       listen: listen('0.0.0.0:2222'),
       loginGraceTime: duration('30s'),
+      /** Unauthenticated connections held at once, from all addresses (OpenSSH MaxStartups). */
+      maxStartups: positiveInt(100),
+      /** Unauthenticated connections held at once from one address (OpenSSH PerSourceMaxStartups). */
+      perSourceMaxStartups: positiveInt(10),
     })
     .prefault({}),
   web: z
     .strictObject({
       listen: listen('127.0.0.1:8080'),
       tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      // The UI's public origin when a reverse proxy serves it (live view refuses other Origins).
+      origin: z.string().regex(/^https?:\/\/[^/\s]+$/, 'expected an origin like https://audit.example.com (scheme and host, no path)').optional(),
     })
     .prefault({}),
   auth: z
     .strictObject({
       mfaGrace: duration('0s'),
+      maxPendingMfa: positiveInt(3),
       lockout: z
         .strictObject({
           failures: positiveInt(5),
@@ -85,6 +92,13 @@ export const configSchema = z.strictObject({
       idleTimeout: duration('30m'),
       maxDuration: duration('12h'),
       maxPerUser: positiveInt(10),
+    })
+    .prefault({}),
+  audit: z
+    .strictObject({
+      // Where signed checkpoints of the audit and recordings chains are appended; absolute, or
+      // relative to dataDir. Default: DATA/witness.log. Best on another volume or shipped off the machine.
+      witness: z.string().min(1).optional(),
     })
     .prefault({}),
   log: z

@@ -19,6 +19,10 @@ export interface DataPaths {
   masterKey: string;
   recordings: string;
   targetKeys: string;
+  /** Default witness of signed checkpoints (config audit.witness moves it off this volume). */
+  witness: string;
+  /** Held by the running server (see lock.ts): one server per data directory. */
+  lock: string;
 }
 
 export interface DataDir {
@@ -42,6 +46,8 @@ export function dataPaths(dir: string): DataPaths {
     masterKey: path.join(d, 'master.key'),
     recordings: path.join(d, 'recordings'),
     targetKeys: path.join(d, 'target_keys'),
+    witness: path.join(d, 'witness.log'),
+    lock: path.join(d, 'serve.lock'),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { StreamDigests } from '../store/types.js';
-import { Sink } from '../shared/offload.js';
+import { Sink, type Offload } from '../shared/offload.js';
 import type { ChannelObserver } from './relay.js';
 
 /**
@@ -8,8 +8,12 @@ import type { ChannelObserver } from './relay.js';
  * runs on the worker thread (shared/offload.ts); the relay only copies each chunk into a batch.
  */
 export class StreamDigest implements ChannelObserver {
-  private readonly s = { stdin: new Sink(null), stdout: new Sink(null), stderr: new Sink(null) };
+  private readonly s: { stdin: Sink; stdout: Sink; stderr: Sink };
   readonly bytes = { stdin: 0, stdout: 0, stderr: 0 };
+
+  constructor(offload: Offload) {
+    this.s = { stdin: new Sink(offload, null), stdout: new Sink(offload, null), stderr: new Sink(offload, null) };
+  }
 
   onInput(d: Buffer): void {
     this.bytes.stdin += d.length;

@@ -1,4 +1,7 @@
 import type { ClientChannel, ServerChannel } from 'ssh2';
+import type { ChannelObserver, ExitInfo } from '../shared/channel.js';
+
+export type { ChannelInfo, ChannelObserver, ExitInfo } from '../shared/channel.js';
 
 /**
  * The relay moves bytes between the operator's channel (down) and the target's (up) and tells
@@ -10,21 +13,6 @@ import type { ClientChannel, ServerChannel } from 'ssh2';
  *  - the channel finishes in order: target closed, stdout and stderr drained, then exit status,
  *    then EOF/CLOSE — a plain up.pipe(down) would send EOF+CLOSE first and lose the exit status.
  */
-export interface ExitInfo {
-  code: number | null;
-  /** Signal name without "SIG", as in the SSH exit-signal message. */
-  signal: string | null;
-  coreDumped: boolean;
-  description: string;
-}
-
-export interface ChannelObserver {
-  onOutput?(data: Buffer, stream: 'stdout' | 'stderr'): void;
-  onInput?(data: Buffer): void;
-  onResize?(cols: number, rows: number): void;
-  onEnd?(exit: ExitInfo, reason: 'target_closed' | 'client_closed'): void;
-}
-
 /**
  * Fan each event out to every observer; an observer's exception must not break the session. The
  * per-event lists are built once: onOutput/onInput run for every chunk on the relay's hot path.
@@ -72,14 +60,16 @@ export function relayChannel(down: ServerChannel, up: ClientChannel, obs: Requir
         : { code: null, signal: (signal ?? 'KILL').replace(/^SIG/, ''), coreDumped: !!dump, description: desc ?? '' };
     });
 
+    const downClosed = new Promise<void>((r) => down.once('close', () => r()));
     let upClosed = false;
     let errEnded = false;
     const finish = async (reason: 'target_closed' | 'client_closed') => {
       if (finished) return;
       finished = true;
       if (reason === 'target_closed') {
-        // Both output streams are fully handed to ssh2 (and window-limited) before exit and close.
-        await Promise.all([writeDone(down as never), writeDone(down.stderr as never)]);
+        // Both output streams are fully handed to ssh2 (and window-limited) before exit and close,
+        // unless the operator's side closes first (a client that never opens its window).
+        await Promise.race([Promise.all([writeDone(down as never), writeDone(down.stderr as never)]), downClosed]);
         try {
           if (exit.signal !== null) down.exit(exit.signal, exit.coreDumped, exit.description);
           else if (exit.code !== null) down.exit(exit.code);

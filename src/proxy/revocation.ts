@@ -1,34 +1,29 @@
 import { draft } from '../audit/events.js';
-import { authorize, type DenyReason } from '../auth/policy.js';
+import type { AdmitReason, Gate } from '../auth/admit.js';
 import type { MfaGrace } from '../auth/throttle.js';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { formatDuration } from '../shared/units.js';
-import type { HostRecord, Store } from '../store/types.js';
-import type { LiveConnection } from './live.js';
+import type { Store } from '../store/types.js';
+import type { LiveSession } from './connection.js';
 
 /**
  * Revocation in one place. Whenever the policy version changes (any process, any change to users,
  * roles, keys, TOTP, groups, hosts or grants) every live connection and every channel in it is
- * authorized again with the same policy function; what it no longer allows is ended, said to the
- * operator and audited as session.terminated. Grant expiry arms a timer at the expiry time. The
- * same loop applies the session limits (idle timeout with a warning, maximum length) and carries
- * out `gatehouse sessions kill` requests.
+ * admitted again by the same gate as at open (auth/admit); what it no longer allows is ended,
+ * said to the operator and audited as session.terminated with the gate's reason. Grant expiry arms
+ * a timer at the expiry time. The same loop applies the session limits (idle timeout with a
+ * warning, maximum length) and carries out `gatehouse sessions kill` requests.
  */
-export interface LiveEntry {
-  live: LiveConnection;
-  /** End the whole connection: channels get the message, then the connection closes. */
-  end(reason: string, message: string): void;
-}
-
 export interface WatcherDeps {
   store: Store;
   clock: Clock;
   log: Logger;
   config: Config;
   grace: MfaGrace;
-  entries: () => Iterable<LiveEntry>;
+  gate: Gate;
+  entries: () => Iterable<LiveSession>;
 }
 
 export interface PolicyWatcher {
@@ -43,7 +38,7 @@ const REVOKED = 'access revoked by an administrator';
 /** setTimeout's longest delay; later expiries re-arm on the way. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-function channelMessage(reason: DenyReason | 'host_removed' | 'host_key_changed', host: string): string {
+function channelMessage(reason: AdmitReason, host: string): string {
   return reason === 'grant_expired' ? `your access to ${host} has expired` : REVOKED;
 }
 
@@ -59,49 +54,34 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
     return last ? `${last.type} #${last.id} by ${last.actor}` : undefined;
   }
 
-  async function terminated(entry: LiveEntry, reason: string, extra: { channel?: number; host?: string; cause?: string }) {
-    await store.audit.append(draft('session.terminated', 'system', { session: entry.live.id, user: entry.live.identity.user, reason, ...extra }));
+  async function terminated(entry: LiveSession, reason: string, extra: { channel?: number; host?: string; cause?: string }) {
+    await store.audit.append(draft('session.terminated', 'system', { session: entry.id, user: entry.identity.user, reason, ...extra }));
   }
 
   async function recheckOnce(): Promise<void> {
     const entries = [...deps.entries()];
     if (entries.length === 0) return;
     const now = clock.now();
-    const [grants, hostList] = await Promise.all([store.grants.list(), store.hosts.list()]);
-    const hosts = new Map<string, HostRecord>(hostList.map((h) => [h.name, h]));
     let why: string | undefined;
     const causeOnce = async () => (why ??= await cause());
     for (const entry of entries) {
-      const id = entry.live.identity;
-      const user = await store.users.get(id.user);
-      let reason: string | null = null;
-      if (!user || user.id !== id.userId) reason = 'user_removed';
-      else if (user.disabled) reason = 'user_disabled';
-      else if (!user.roles.includes('operator')) reason = 'role_removed';
-      else {
-        const key = await store.keys.byFingerprint(id.fingerprint);
-        if (!key || key.user !== user.name) reason = 'key_removed';
-        else if ((await store.totp.get(user.name))?.createdAt !== id.totpCreatedAt) reason = 'totp_reset';
-      }
-      if (reason !== null) {
-        grace.forget(id.user, reason === 'key_removed' ? id.fingerprint : undefined);
-        await terminated(entry, reason, { cause: await causeOnce() });
-        entry.end(`revoked:${reason}`, REVOKED);
+      const id = entry.identity;
+      const who = await deps.gate.identity(id);
+      if (!who.ok) {
+        grace.forget(id.user, who.reason === 'key_removed' ? id.fingerprint : undefined);
+        await terminated(entry, who.reason, { cause: await causeOnce() });
+        entry.end(`revoked:${who.reason}`, REVOKED);
         continue;
       }
-      for (const ch of [...entry.live.channels.values()]) {
-        const host = hosts.get(ch.grant.host);
-        let chReason: DenyReason | 'host_removed' | 'host_key_changed' | null = null;
-        if (!host) chReason = 'host_removed';
-        else if (host.hostKey !== ch.grant.hostKey) chReason = 'host_key_changed';
-        else {
-          const d = authorize({ user: user!, host, login: ch.grant.login, action: ch.action }, grants, now);
-          if (!d.allow) chReason = d.reason;
-        }
-        if (chReason === null) continue;
-        await terminated(entry, chReason, { channel: ch.channel, host: ch.grant.host, ...(chReason === 'grant_expired' ? {} : { cause: await causeOnce() }) });
-        entry.live.channels.delete(ch.channel);
-        ch.end(channelMessage(chReason, ch.grant.host));
+      for (const ch of entry.channels()) {
+        const d = await deps.gate.admit(
+          { identity: id, source: entry.source, session: entry.id },
+          { host: ch.grant.host, login: ch.grant.login, action: ch.action, pinnedHostKey: ch.grant.hostKey },
+          now, { quiet: true },
+        );
+        if (d.allow) continue;
+        await terminated(entry, d.reason, { channel: ch.channel, host: ch.grant.host, ...(d.reason === 'grant_expired' ? {} : { cause: await causeOnce() }) });
+        entry.endChannel(ch.channel, channelMessage(d.reason, ch.grant.host));
       }
     }
   }
@@ -125,7 +105,7 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
   }
 
   async function carryOutKills(): Promise<void> {
-    const byId = new Map([...deps.entries()].map((e) => [e.live.id, e]));
+    const byId = new Map([...deps.entries()].map((e) => [e.id, e]));
     for (const k of await store.kills.pending()) {
       const entry = byId.get(k.sessionId);
       if (entry) {
@@ -143,19 +123,17 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
     const { idleTimeout, maxDuration } = config.sessions;
     const warnBefore = Math.min(60_000, Math.floor(idleTimeout / 2));
     for (const entry of deps.entries()) {
-      const live = entry.live;
-      if (now - live.startedAt >= maxDuration) {
+      if (now - entry.startedAt >= maxDuration) {
         await terminated(entry, 'max_duration', {});
         entry.end('max_duration', `session ended: maximum session length (${formatDuration(maxDuration)}) reached`);
         continue;
       }
-      const idle = now - live.lastActivity;
+      const idle = now - entry.lastActivity;
       if (idle >= idleTimeout) {
         await terminated(entry, 'idle_timeout', {});
         entry.end('idle_timeout', `session ended: idle for ${formatDuration(idleTimeout)}`);
-      } else if (idle >= idleTimeout - warnBefore && !live.idleWarned && live.channels.size > 0) {
-        live.idleWarned = true;
-        for (const ch of live.channels.values()) ch.notify(`idle: this session ends in ${formatDuration(idleTimeout - idle)} without activity`);
+      } else if (idle >= idleTimeout - warnBefore) {
+        entry.warnIdle(`idle: this session ends in ${formatDuration(idleTimeout - idle)} without activity`);
       }
     }
   }

@@ -1,40 +1,38 @@
 import { createRequire } from 'node:module';
-import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
-import ssh2, { type Connection } from 'ssh2';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import ssh2 from 'ssh2';
 import { draft } from '../audit/events.js';
-import { ConnectionAuth, type AuthDeps } from '../auth/authenticator.js';
 import { GatehouseError } from '../shared/errors.js';
-import type { Ids } from '../shared/ids.js';
 import type { ListenAddress } from '../shared/units.js';
 import { SERVER_ALGORITHMS } from './algorithms.js';
-import { handleSessionChannel, type ChannelDeps } from './channels.js';
-import { LiveConnection } from './live.js';
-import { handleDirectTcpip, type JumpDeps } from './jump.js';
-import { OPEN_FAILURE, rejectWith } from './reject.js';
-import { startPolicyWatcher, type LiveEntry, type PolicyWatcher } from './revocation.js';
+import { handleSessionChannel } from './channels.js';
+import { OperatorConnection, type ConnectionDeps, type LiveSession } from './connection.js';
+import { handleDirectTcpip } from './jump.js';
+import { rejectWith, OPEN_FAILURE } from './reject.js';
+import { startPolicyWatcher, type PolicyWatcher } from './revocation.js';
+import { StartupLimiter } from './startups.js';
 
 /**
- * The SSH listener. One connection's life, in order:
- *   accept → authenticate (auth/authenticator: key, then TOTP; grace timer, attempt limit)
- *          → ready: a session row and session.start
- *          → channels (proxy/channels: choose target → authorize → dial → relay)
- *          → close: upstreams closed, session row closed, session.end
+ * The SSH listener: accepts TCP connections under the pre-auth limits (ssh.maxStartups,
+ * ssh.perSourceMaxStartups) and the login grace timer, hands each to ssh2 and then to an
+ * OperatorConnection (proxy/connection.ts), which carries it from authentication to its end.
+ * It also keeps the registry of live sessions that revocation, limits and the web UI read.
  */
-export interface SshServerDeps extends AuthDeps, ChannelDeps {
-  ids: Ids;
+export interface SshServerDeps extends ConnectionDeps {
   hostKey: Buffer;
-  clientKey: Buffer;
+  targetKeysDir: string;
 }
 
 export interface SshServer {
   listen(addr: ListenAddress): Promise<AddressInfo>;
-  /** Live operator connections, by session id. */
-  readonly live: ReadonlyMap<string, LiveEntry>;
+  /** Live operator sessions, by session id. */
+  readonly live: ReadonlyMap<string, LiveSession>;
   readonly watcher: PolicyWatcher;
   close(reason: string): Promise<void>;
 }
 
 export const SSH_IDENT = 'gatehouse';
+const DROP_REPORT_MS = 10_000;
 
 function loadCryptoBinding(): { bindingAvailable: boolean } {
   return createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean };
@@ -49,97 +47,83 @@ export function assertNativeCrypto(binding: { bindingAvailable: boolean } = load
   }
 }
 
+/** A TCP connection not yet authenticated: its pre-auth slot and grace timer. */
+interface Unauthenticated {
+  authenticated(): void;
+}
+
 export function createSshServer(deps: SshServerDeps): SshServer {
   assertNativeCrypto();
-  const { store, log, config, clock } = deps;
-  const live = new Map<string, LiveEntry>();
-  const watcher = startPolicyWatcher({ store, clock, log, config, grace: deps.grace, entries: () => live.values() });
-  const channelDeps: SshServerDeps & JumpDeps = { ...deps, ident: SSH_IDENT, onChannel: (_live, grant) => watcher.armExpiry(grant.until) };
-  const sockets = new Set<Connection>();
-  const pending = new Set<Promise<void>>();
+  const { store, log, config } = deps;
+  const live = new Map<string, LiveSession>();
+  const connections = new Set<OperatorConnection>();
+  const pending = new Set<Promise<unknown>>();
+  const watcher = startPolicyWatcher({ store, clock: deps.clock, log, config, grace: deps.grace, gate: deps.gate, entries: () => live.values() });
+  const startups = new StartupLimiter({ perSource: config.ssh.perSourceMaxStartups, total: config.ssh.maxStartups });
+  // ssh2 reports a connection with its peer's address and port; that pair finds our socket record.
+  const unauthenticated = new Map<string, Unauthenticated>();
+  const byPeer = new Map<string, Socket>();
+  const peer = (ip: string | undefined, port: number | undefined) => `${ip ?? '?'}|${port ?? 0}`;
 
-  const server = new ssh2.Server({ hostKeys: [deps.hostKey], algorithms: SERVER_ALGORITHMS, ident: SSH_IDENT }, (conn, info) => {
-    sockets.add(conn);
-    const source = info.ip;
-    const auth = new ConnectionAuth(deps, source);
-    let ended = false;
-    auth.onGiveUp = () => conn.end();
+  const handlers = {
+    session: (ch: ssh2.Session, conn: OperatorConnection) => handleSessionChannel(ch, conn, { targetKeysDir: deps.targetKeysDir }),
+    tcpip: (accept: () => ssh2.ServerChannel, reject: () => void, info: ssh2.TcpipRequestInfo, conn: OperatorConnection) =>
+      handleDirectTcpip(accept, reject, info, conn, { store, ident: SSH_IDENT, targetKeysDir: deps.targetKeysDir }),
+    refused: (reject: () => void, message: string) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, message),
+  };
 
-    conn.on('authentication', (ctx) => auth.handle(ctx));
-    conn.on('error', (err) => log.debug({ err: err.message, source }, 'connection error'));
-    conn.on('ready', () => {
-      authenticated.add((conn as unknown as { _sock: Socket })._sock);
-      const identity = auth.identity!;
-      const session = new LiveConnection(deps.ids.sessionId(), identity, source, clock.now(), deps.clientKey);
-      let endReason = 'client_closed';
-      const entry: LiveEntry = {
-        live: session,
-        end(reason, message) {
-          endReason = reason;
-          // Each channel gets the message (stderr, exit 255, close); the connection closes once
-          // they have gone, or after a second at most.
-          for (const ch of session.channels.values()) ch.end(message);
-          let waited = 0;
-          const closeWhenDone = setInterval(() => {
-            waited += 50;
-            if (session.channels.size === 0 || waited >= 1000) {
-              clearInterval(closeWhenDone);
-              conn.end();
-            }
-          }, 50);
-        },
-      };
-      live.set(session.id, entry);
-      const opened = (async () => {
-        const running = await store.sessions.countLive(identity.user);
-        if (running >= config.sessions.maxPerUser) {
-          session.refusal = `you already have ${running} live sessions (the limit is ${config.sessions.maxPerUser}); end one first`;
-          await store.audit.append(draft('session.refused', 'system', { user: identity.user, source, reason: 'max_per_user', live: running, limit: config.sessions.maxPerUser }));
-          live.delete(session.id);
-          endReason = 'refused';
-          return;
-        }
-        await store.sessions.open({ id: session.id, user: identity.user, keyFingerprint: identity.fingerprint, sourceAddr: source, mode: 'command' });
-        await store.audit.append(draft('session.start', 'system', { session: session.id, user: identity.user, source, key: identity.fingerprint }));
-      })();
-      session.ready = opened;
-      conn.on('session', (accept) => handleSessionChannel(accept(), session, channelDeps));
-      // ssh -J and -L (direct-tcpip); -R (tcpip-forward) arrives as a global request and is refused below.
-      conn.on('tcpip', (accept, reject, info) => handleDirectTcpip(accept, reject, info, session, channelDeps));
-      conn.on('openssh.streamlocal', (_accept, reject) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, 'unix socket forwarding is refused'));
-      conn.on('request', (_accept, reject) => reject?.());
-      conn.on('close', () => {
-        if (ended) return;
-        ended = true;
-        live.delete(session.id);
-        session.closeUpstreams();
-        const closing = opened.then(() => session.settled()).then(async () => {
-          if (session.refusal !== null) return;
-          const row = await store.sessions.close(session.id, endReason, session.bytesUp, session.bytesDown);
-          await store.audit.append(draft('session.end', 'system', {
-            session: session.id, user: identity.user, reason: endReason, durationMs: clock.now() - session.startedAt,
-            bytesUp: row?.bytesUp ?? session.bytesUp, bytesDown: row?.bytesDown ?? session.bytesDown,
-          }));
-        }).catch((err: unknown) => log.error({ err, session: session.id }, 'closing session failed'));
-        pending.add(closing);
-        void closing.finally(() => pending.delete(closing));
-      });
-    });
-    conn.on('close', () => sockets.delete(conn));
+  const ssh = new ssh2.Server({ hostKeys: [deps.hostKey], algorithms: SERVER_ALGORITHMS, ident: SSH_IDENT }, (conn, info) => {
+    const key = peer(info.ip, info.port);
+    const socket = byPeer.get(key);
+    const c = new OperatorConnection(conn, info.ip, deps, {
+      authenticated: () => { unauthenticated.get(key)?.authenticated(); },
+      liveOf: (user) => [...live.values()].filter((s) => s.identity.user === user).length,
+      register: (s) => live.set(s.id, s),
+      unregister: (s) => { if (live.get(s.id) === s) live.delete(s.id); },
+      track: (p) => { pending.add(p); void p.finally(() => pending.delete(p)); },
+      relaying: (grant) => watcher.armExpiry(grant.until),
+      destroy: () => socket?.destroy(),
+    }, handlers);
+    connections.add(c);
+    conn.on('close', () => connections.delete(c));
+    c.accept();
   });
-  server.on('error', (err: Error) => log.error({ err }, 'ssh server error'));
+  ssh.on('error', (err: Error) => log.error({ err }, 'ssh server error'));
 
-  // Login grace time from the first TCP byte, not from the SSH ident line (which ssh2 waits for
-  // before it tells us about a connection): a socket that never authenticates is closed.
-  const authenticated = new WeakSet<Socket>();
-  (server as unknown as { _srv: NetServer })._srv.prependListener('connection', (socket: Socket) => {
+  let lastDropReport = 0;
+  const sockets = new Set<Socket>();
+  const tcp = net.createServer((socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    const source = socket.remoteAddress ?? '?';
+    const release = startups.acquire(source);
+    if (!release) {
+      // No audit row per refused connection: that would hand a flood a way to fill the log.
+      const now = deps.clock.now();
+      if (now - lastDropReport >= DROP_REPORT_MS) {
+        lastDropReport = now;
+        log.warn({ source, dropped: startups.dropped, perSource: config.ssh.perSourceMaxStartups, total: config.ssh.maxStartups }, 'unauthenticated connections over ssh.maxStartups / ssh.perSourceMaxStartups closed');
+        startups.dropped = 0;
+      }
+      socket.destroy();
+      return;
+    }
+    const key = peer(socket.remoteAddress, socket.remotePort);
+    byPeer.set(key, socket);
+    socket.once('close', () => { if (byPeer.get(key) === socket) byPeer.delete(key); });
+    // Login grace time from the first TCP byte, not from the SSH ident line (which ssh2 waits for
+    // before it tells us about a connection): a socket that never authenticates is closed.
     const timer = setTimeout(() => {
-      if (authenticated.has(socket)) return;
-      void store.audit.append(draft('auth.failure', 'system', { user: '', source: socket.remoteAddress ?? '?', reason: 'grace_timeout' }));
+      void store.audit.append(draft('auth.failure', 'system', { user: '', source, reason: 'grace_timeout' }));
       socket.destroy();
     }, config.ssh.loginGraceTime);
-    socket.once('close', () => clearTimeout(timer));
+    const done = () => { clearTimeout(timer); release(); unauthenticated.delete(key); };
+    unauthenticated.set(key, { authenticated: done });
+    socket.once('close', done);
+    socket.on('error', () => undefined);
+    ssh.injectSocket(socket);
   });
+  tcp.on('error', (err: Error) => log.error({ err }, 'ssh listener error'));
 
   return {
     live,
@@ -149,23 +133,24 @@ export function createSshServer(deps: SshServerDeps): SshServer {
         const onError = (err: Error) => reject(new GatehouseError('GH_RUNTIME', `cannot listen on ${addr.host}:${addr.port}: ${err.message}`, {
           hint: 'another process may use the port; change ssh.listen or --ssh-listen',
         }));
-        server.once('error', onError);
-        server.listen(addr.port, addr.host, () => {
-          server.off('error', onError);
-          resolve(server.address() as AddressInfo);
+        tcp.once('error', onError);
+        tcp.listen(addr.port, addr.host, () => {
+          tcp.off('error', onError);
+          resolve(tcp.address() as AddressInfo);
         });
       });
     },
     async close(reason) {
       watcher.stop();
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const e of live.values()) e.end(reason, 'the bastion is shutting down');
-        for (const c of sockets) c.end();
-        if (sockets.size === 0) resolve();
+        tcp.close(() => resolve());
+        for (const s of live.values()) s.end(reason, 'the bastion is shutting down');
+        for (const c of connections) c.disconnect();
+        // Connections still before their SSH ident line, or deaf to the goodbye.
+        setTimeout(() => { for (const sock of sockets) sock.destroy(); }, 1_500).unref();
       });
       // The sessions' end rows and audit events are written before the store closes.
-      await Promise.all([...pending]);
+      while (pending.size > 0) await Promise.allSettled([...pending]);
     },
   };
 }

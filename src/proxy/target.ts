@@ -1,4 +1,5 @@
-import type { HostRecord } from '../store/types.js';
+import { printable } from '../auth/admit.js';
+import { isTransferCommand } from './transfer.js';
 
 /** What the operator asked for in command mode: `ssh alice@bastion LOGIN@HOST [COMMAND…]`. */
 export interface TargetRequest {
@@ -17,22 +18,18 @@ export function parseTarget(execCommand: string): TargetParse {
   if (!m) return { ok: false, message: 'expected LOGIN@HOST [COMMAND]' };
   const word = m[1]!;
   const at = word.lastIndexOf('@');
-  if (at <= 0 || at === word.length - 1) return { ok: false, message: `"${word.slice(0, 80)}" is not LOGIN@HOST (usage: ssh -p PORT you@bastion LOGIN@HOST [COMMAND])` };
+  if (at <= 0 || at === word.length - 1) return { ok: false, message: `"${printable(word)}" is not LOGIN@HOST (usage: ssh -p PORT you@bastion LOGIN@HOST [COMMAND])` };
   const rest = m[2]?.trim() ? m[2] : null;
   return { ok: true, target: { login: word.slice(0, at), host: word.slice(at + 1), command: rest ?? null } };
 }
 
-/** A host by name, or by address when exactly one host has it. */
-export function findHost(hosts: HostRecord[], nameOrAddress: string): HostRecord | null {
-  const byName = hosts.find((h) => h.name === nameOrAddress);
-  if (byName) return byName;
-  const byAddress = hosts.filter((h) => h.address === nameOrAddress);
-  return byAddress.length === 1 ? byAddress[0]! : null;
-}
-
-/** File transfers get their command, byte counts and hashes recorded, and need the `sftp` right. */
+/**
+ * File transfers get their command, byte counts and hashes recorded, and need the `sftp` right.
+ * An exec is one only when its whole command is exactly a form the transfer clients send (see
+ * transfer.ts); anything more is exec, authorized and recorded as such.
+ */
 export function isFileTransfer(kind: 'shell' | 'exec' | 'subsystem', command: string | null): boolean {
   if (kind === 'subsystem') return true;
-  if (command === null) return false;
-  return /^\s*scp(\s+-[A-Za-z0-9]+)*\s+-[A-Za-z]*[tf]/.test(command) || /^\s*rsync\s+--server\b/.test(command) || /^\s*(\S*\/)?sftp-server\b/.test(command);
+  if (kind !== 'exec' || command === null) return false;
+  return isTransferCommand(command);
 }

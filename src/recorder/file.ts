@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Sink } from '../shared/offload.js';
+import { Sink, type Offload } from '../shared/offload.js';
 
 /**
  * One recording file, written as the session runs. Lines are batched and handed to the writer
@@ -19,8 +19,8 @@ export class CastFile {
   private closing: Promise<{ size: number; sha256: string; error: Error | null }> | null = null;
   private readonly timer: NodeJS.Timeout;
 
-  private constructor(readonly file: string, private readonly fd: number, onError: (err: Error) => void) {
-    this.sink = new Sink(fd, (err) => {
+  private constructor(offload: Offload, readonly file: string, private readonly fd: number, onError: (err: Error) => void) {
+    this.sink = new Sink(offload, fd, (err) => {
       if (this.failed) return;
       this.failed = err;
       onError(err);
@@ -30,10 +30,17 @@ export class CastFile {
   }
 
   /** Create the file (and its directories, 0700); the file is new (never overwritten) and 0600. */
-  static create(file: string, onError: (err: Error) => void): CastFile {
+  static create(offload: Offload, file: string, onError: (err: Error) => void): CastFile {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const fd = fs.openSync(file, 'wx', 0o600);
-    return new CastFile(file, fd, onError);
+    try {
+      return new CastFile(offload, file, fd, onError);
+    } catch (err) {
+      // The hashing thread is stopped: no recording, so no empty file left behind either.
+      fs.closeSync(fd);
+      fs.unlinkSync(file);
+      throw err;
+    }
   }
 
   /** Complete lines only, so the file never ends inside a line except while a write is under way. */

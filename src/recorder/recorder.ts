@@ -3,11 +3,10 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { draft } from '../audit/events.js';
 import type { Config } from '../config/schema.js';
-import type { ChannelContext } from '../proxy/channels.js';
-import { isFileTransfer } from '../proxy/target.js';
-import type { ChannelObserver, ExitInfo } from '../proxy/relay.js';
+import type { ChannelControl, ChannelInfo, ChannelObserver, ExitInfo } from '../shared/channel.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
+import type { Offload } from '../shared/offload.js';
 import type { Store } from '../store/types.js';
 import { CastEncoder } from './cast.js';
 import { CastFile, recordingPath } from './file.js';
@@ -31,6 +30,8 @@ export interface RecorderDeps {
   hostKey: Buffer;
   /** Live view subscribers (the web UI). */
   hub?: LiveHub;
+  /** The app's writing and hashing thread. */
+  offload: Offload;
 }
 
 export class RecordingUnavailable extends Error {}
@@ -47,58 +48,58 @@ function freeBytes(dir: string): number {
   return Number(st.bavail) * Number(st.bsize);
 }
 
-export function createRecorderFactory(deps: RecorderDeps): (ctx: ChannelContext) => Promise<ChannelObserver[]> {
+export function createRecorderFactory(deps: RecorderDeps): (info: ChannelInfo, ctl: ChannelControl) => Promise<ChannelObserver[]> {
   const sign = signer(deps.hostKey);
-  return async (ctx) => {
+  return async (ctx, ctl) => {
     try {
-      return [await openChannelRecorder(ctx, deps, sign)];
+      return [await openChannelRecorder(ctx, ctl, deps, sign)];
     } catch (err) {
       const required = deps.config.recording.required;
       const message = err instanceof Error ? err.message : String(err);
       await deps.store.audit.append(draft('recording.failed', 'system', {
-        session: ctx.live.id, channel: ctx.channel, user: ctx.live.identity.user, error: message, required, phase: 'open',
+        session: ctx.sessionId, channel: ctx.channel, user: ctx.user, error: message, required, phase: 'open',
       }));
-      deps.log.error({ session: ctx.live.id, channel: ctx.channel, err: message, required }, 'recording cannot be opened');
+      deps.log.error({ session: ctx.sessionId, channel: ctx.channel, err: message, required }, 'recording cannot be opened');
       if (required) throw new RecordingUnavailable(`session refused: the recording cannot be written (${message})`);
       return [];
     }
   };
 }
 
-async function openChannelRecorder(ctx: ChannelContext, deps: RecorderDeps, sign: (h: string) => string): Promise<ChannelObserver> {
+async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: RecorderDeps, sign: (h: string) => string): Promise<ChannelObserver> {
   const { config, store, clock } = deps;
   fs.mkdirSync(deps.root, { recursive: true, mode: 0o700 });
   if (freeBytes(deps.root) < config.recording.minFreeSpace) {
     throw new Error(`free space in ${deps.root} is under recording.minFreeSpace`);
   }
   const start = clock.now();
-  const file = recordingPath(deps.root, ctx.live.id, ctx.channel, start);
+  const file = recordingPath(deps.root, ctx.sessionId, ctx.channel, start);
   const rel = path.relative(deps.root, file);
-  const transfer = isFileTransfer(ctx.kind, ctx.command);
+  const transfer = ctx.action === 'sftp';
   let failed = false;
-  const cast = CastFile.create(file, (err) => {
+  const cast = CastFile.create(deps.offload, file, (err) => {
     if (failed) return;
     failed = true;
     void store.audit.append(draft('recording.failed', 'system', {
-      session: ctx.live.id, channel: ctx.channel, user: ctx.live.identity.user, error: err.message, required: config.recording.required, phase: 'write',
+      session: ctx.sessionId, channel: ctx.channel, user: ctx.user, error: err.message, required: config.recording.required, phase: 'write',
     }));
-    deps.log.error({ session: ctx.live.id, channel: ctx.channel, err: err.message }, 'recording write failed');
-    if (config.recording.required) ctx.abort('session ended: the recording cannot be written');
+    deps.log.error({ session: ctx.sessionId, channel: ctx.channel, err: err.message }, 'recording write failed');
+    if (config.recording.required) ctl.abort('session ended: the recording cannot be written');
   });
-  await store.recordings.open({ sessionId: ctx.live.id, channel: ctx.channel, path: rel, kind: transfer ? 'transfer' : 'terminal' });
+  await store.recordings.open({ sessionId: ctx.sessionId, channel: ctx.channel, path: rel, kind: transfer ? 'transfer' : 'terminal' });
 
   const enc = new CastEncoder(start, () => clock.now(), ctx.pty === null);
-  const user = ctx.live.identity.user;
+  const user = ctx.user;
   const hub = deps.hub;
   // Every line goes to the file and, while the channel is live, to the live view.
-  const emit = hub ? (lines: Buffer) => { cast.append(lines); hub.publish(ctx.live.id, ctx.channel, lines); } : (lines: Buffer) => cast.append(lines);
+  const emit = hub ? (lines: Buffer) => { cast.append(lines); hub.publish(ctx.sessionId, ctx.channel, lines); } : (lines: Buffer) => cast.append(lines);
   const header = enc.header({
     width: ctx.pty?.cols || 80, height: ctx.pty?.rows || 24, timestamp: Math.floor(start / 1000),
     title: `${user} → ${ctx.login}@${ctx.host}`, ...(ctx.command !== null ? { command: ctx.command } : {}),
     term: ctx.pty?.term || 'xterm',
   });
   cast.append(header);
-  hub?.open(ctx.live.id, ctx.channel, header);
+  hub?.open(ctx.sessionId, ctx.channel, header);
   if (ctx.command !== null) emit(enc.marker(ctx.command));
   if (transfer) emit(enc.marker('file transfer: the data stream is not recorded; byte counts and SHA-256 are on the channel row'));
 
@@ -133,17 +134,17 @@ async function openChannelRecorder(ctx: ChannelContext, deps: RecorderDeps, sign
     onEnd(exit: ExitInfo) {
       if (!cut) emit(enc.finish(recordInput));
       if (transfer) emit(enc.marker(`transfer ended: ${exit.signal ? `signal ${exit.signal}` : `exit ${exit.code ?? '?'}`}, ${counts.in} bytes in, ${counts.out} bytes out`));
-      hub?.close(ctx.live.id, ctx.channel);
-      ctx.track((async () => {
+      hub?.close(ctx.sessionId, ctx.channel);
+      ctl.track((async () => {
         const r = await cast.close();
-        if (!transfer && !r.error) await indexRecording(store, file, ctx.live.id, ctx.channel).catch((err: unknown) => deps.log.warn({ err, session: ctx.live.id }, 'indexing the recording failed'));
+        if (!transfer && !r.error) await indexRecording(store, file, ctx.sessionId, ctx.channel).catch((err: unknown) => deps.log.warn({ err, session: ctx.sessionId }, 'indexing the recording failed'));
         const rec = await store.recordings.close({
-          sessionId: ctx.live.id, channel: ctx.channel, state: r.error ? 'failed' : 'closed', truncated: cut, size: r.size, sha256: r.sha256,
+          sessionId: ctx.sessionId, channel: ctx.channel, state: r.error ? 'failed' : 'closed', truncated: cut, size: r.size, sha256: r.sha256,
         }, sign);
         await store.audit.append(draft('recording.closed', 'system', {
-          session: ctx.live.id, channel: ctx.channel, user, file: rel, state: rec.state, size: r.size, sha256: r.sha256, seq: rec.seq ?? 0,
+          session: ctx.sessionId, channel: ctx.channel, user, file: rel, state: rec.state, size: r.size, sha256: r.sha256, seq: rec.seq ?? 0,
         }));
-      })().catch((err: unknown) => deps.log.error({ err, session: ctx.live.id }, 'closing recording failed')));
+      })().catch((err: unknown) => deps.log.error({ err, session: ctx.sessionId }, 'closing recording failed')));
     },
   };
 }

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
+import type { Verifier } from '../audit/checkpoint.js';
+import { verifyCheckpoints, type WitnessReport } from '../audit/witnesscheck.js';
 import type { RecordingRecord, Store } from '../store/types.js';
 import { RECORDINGS_GENESIS, recordingChainHash } from './chain.js';
 import { fileDigest } from './file.js';
@@ -26,8 +28,6 @@ export interface RecordingsReport {
   chain: { ok: boolean; rows: number; problems: string[] };
 }
 
-type Verifier = (data: Buffer, signature: Buffer) => boolean;
-
 export function hostKeyVerifier(hostKey: Buffer): Verifier {
   const parsed = ssh2.utils.parseKey(hostKey);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
@@ -44,7 +44,11 @@ function checkFile(root: string, r: RecordingRecord): Verdict {
   return d.sha256 === r.sha256 && d.size === r.size ? 'intact' : 'modified';
 }
 
-export async function verifyRecordings(store: Store, root: string, verify: Verifier, sessionId?: string): Promise<RecordingsReport> {
+/**
+ * `opts.witness` is the report on the witness file (the CLI passes it); without it the latest
+ * checkpoint kept in the database is checked instead (the web UI's per-session view).
+ */
+export async function verifyRecordings(store: Store, root: string, verify: Verifier, sessionId?: string, opts: { witness?: WitnessReport } = {}): Promise<RecordingsReport> {
   const all = await store.recordings.list();
   const problems: string[] = [];
   let prev = RECORDINGS_GENESIS;
@@ -60,37 +64,12 @@ export async function verifyRecordings(store: Store, root: string, verify: Verif
     prev = r.chainHash ?? '';
     expectSeq = r.seq! + 1;
   }
-  const headText = await store.meta.get('recordings.head');
-  if (headText) {
-    const head = JSON.parse(headText) as { seq: number; chainHash: string; signature: string };
-    if (!verify(Buffer.from(head.chainHash, 'hex'), Buffer.from(head.signature, 'base64'))) problems.push('the signed chain head is not this bastion\'s');
-    else if (head.seq !== expectSeq - 1 || head.chainHash !== prev) problems.push(`the last recording row(s) were removed (signed head is #${head.seq}, table ends at #${expectSeq - 1})`);
-  } else if (closed.length > 0) {
-    problems.push('the signed chain head is missing');
-  }
+  // Rows removed from the END leave no broken link: the signed checkpoints tell (audit/witnesscheck.ts).
+  const witness = opts.witness ?? await verifyCheckpoints(store, verify);
+  problems.push(...witness.recordings.problems);
   const items = all
     .filter((r) => sessionId === undefined || r.sessionId === sessionId)
     .map((r): RecordingCheck => ({ sessionId: r.sessionId, channel: r.channel, file: r.path, state: r.state, verdict: checkFile(root, r) }));
   const filesOk = items.every((i) => i.verdict === 'intact' || i.verdict === 'live');
   return { ok: filesOk && problems.length === 0, items, chain: { ok: problems.length === 0, rows: closed.length, problems } };
-}
-
-export interface AuditHeadCheck {
-  ok: boolean;
-  problem: string | null;
-  signedId: number | null;
-}
-
-/** The signed audit head must name a row that still exists with the same hash. */
-export async function verifyAuditHead(store: Store, verify: Verifier): Promise<AuditHeadCheck> {
-  const text = await store.meta.get('audit.head');
-  if (!text) return { ok: true, problem: null, signedId: null };
-  const head = JSON.parse(text) as { id: number; hash: string; signature: string };
-  if (!verify(Buffer.from(head.hash, 'hex'), Buffer.from(head.signature, 'base64'))) {
-    return { ok: false, problem: "the signed audit head is not this bastion's", signedId: head.id };
-  }
-  const row = (await store.audit.after(head.id - 1, 1))[0];
-  if (!row || row.id !== head.id) return { ok: false, problem: `audit rows up to #${head.id} were signed but the log now ends earlier (rows removed)`, signedId: head.id };
-  if (row.hash !== head.hash) return { ok: false, problem: `audit row #${head.id} differs from the one that was signed`, signedId: head.id };
-  return { ok: true, problem: null, signedId: head.id };
 }

@@ -1,12 +1,17 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { WireError, WorkerInit, WorkerReply, WorkerRequest } from './offload-worker.js';
 
 /**
  * Hashing and recording writes, off the relay's thread. Every byte a channel carries is hashed
  * (SHA-256 of the full streams) and every recorded byte is written and hashed; on the relay's
  * event loop that was about a third of gatehouse's CPU in a bulk transfer (BENCHMARKS.md), while
  * the second core sat partly idle. A Sink batches bytes on the relay's thread (a copy, no hashing)
- * and hands each full batch to one worker thread, which writes it (if the sink has a file) and
- * hashes it, in order.
+ * and hands each full batch to one worker thread (offload-worker.ts), which writes it (if the sink
+ * has a file) and hashes it, in order.
  *
  * Memory stays bounded as before: when the worker is more than MAX_INFLIGHT bytes behind, the
  * relay's thread waits for it (a disk slower than the session slows the relay instead of growing a
@@ -18,6 +23,7 @@ const MAX_BATCH = 1024 * 1024;
 const FIRST_BATCH = 16 * 1024;
 /** Recycled batches kept for reuse; a burst beyond this goes back to the GC. */
 const FREE_KEPT = 8;
+const STOPPED = 'the hashing thread stopped';
 
 export interface SinkResult {
   size: number;
@@ -25,52 +31,28 @@ export interface SinkResult {
   error: Error | null;
 }
 
-// CommonJS, evaluated in the worker: it must not depend on how this module was loaded (dist or
-// the TypeScript sources under the tests).
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const fs = require('node:fs');
-const inflight = new Int32Array(workerData.inflight);
-const sinks = new Map();
-parentPort.on('message', (m) => {
-  if (m.op === 'open') {
-    sinks.set(m.id, { fd: m.fd, hash: createHash('sha256'), size: 0, error: null });
-  } else if (m.op === 'data') {
-    const s = sinks.get(m.id);
-    const buf = Buffer.from(m.buf, 0, m.len);
-    if (s && !s.error) {
-      try {
-        if (s.fd !== null) { let off = 0; while (off < buf.length) off += fs.writeSync(s.fd, buf, off, buf.length - off); }
-        s.hash.update(buf);
-        s.size += buf.length;
-      } catch (err) {
-        s.error = { message: String(err && err.message || err), code: err && err.code };
-        parentPort.postMessage({ op: 'failed', id: m.id, error: s.error });
-      }
-    }
-    Atomics.sub(inflight, 0, m.len);
-    Atomics.notify(inflight, 0);
-    // Full-size batches go back to be reused: allocating 1 MiB per MiB relayed kept the GC busy.
-    if (m.buf.byteLength === workerData.maxBatch) parentPort.postMessage({ op: 'free', buf: m.buf }, [m.buf]);
-  } else if (m.op === 'close') {
-    const s = sinks.get(m.id);
-    sinks.delete(m.id);
-    let error = s.error;
-    // The fd stays open: it belongs to the main thread, which closes it.
-    if (s.fd !== null && !error && m.fsync) {
-      try { fs.fsyncSync(s.fd); } catch (err) { error = { message: String(err && err.message || err), code: err && err.code }; }
-    }
-    parentPort.postMessage({ op: 'closed', id: m.id, size: s.size, sha256: s.hash.digest('hex'), error });
-  }
-});
-`;
+/**
+ * Where the worker's code is. Built (dist/), it is the compiled sibling, run as it is. Run from the
+ * TypeScript sources (vitest, tsx), the worker does not inherit the parent's TypeScript loader, and
+ * on Node 20 a worker ignores the hooks of `--import tsx` in its execArgv for its entry file; so
+ * the entry is a two-statement module that registers tsx (a devDependency) in the worker and then
+ * imports offload-worker.ts. That path is never taken by the built server.
+ */
+function workerEntry(): URL {
+  const js = new URL('./offload-worker.js', import.meta.url);
+  if (fs.existsSync(fileURLToPath(js))) return js;
+  const ts = new URL('./offload-worker.ts', import.meta.url);
+  if (!fs.existsSync(fileURLToPath(ts))) throw new Error(`the hashing thread's code is missing: ${fileURLToPath(js)}`);
+  const boot = `const { register } = await import(${JSON.stringify(tsxApi())}); register(); await import(${JSON.stringify(ts.href)});`;
+  return new URL(`data:text/javascript,${encodeURIComponent(boot)}`);
+}
 
-interface WireError { message: string; code?: string }
-type Reply =
-  | { op: 'free'; buf: ArrayBuffer }
-  | { op: 'failed'; id: number; error: WireError }
-  | { op: 'closed'; id: number; size: number; sha256: string; error: WireError | null };
+/** tsx's ESM register API, as its exports map names it (require.resolve would give the CommonJS build, which fails here). */
+function tsxApi(): string {
+  const pkgFile = createRequire(import.meta.url).resolve('tsx/package.json');
+  const pkg = JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
+  return pathToFileURL(path.join(path.dirname(pkgFile), pkg.exports['./esm/api']!.import.default)).href;
+}
 
 function toError(e: WireError): Error {
   return Object.assign(new Error(e.message), e.code ? { code: e.code } : {});
@@ -78,13 +60,40 @@ function toError(e: WireError): Error {
 
 interface Pending { onError: (err: Error) => void; onClosed?: (r: SinkResult) => void }
 
-class Offload {
+/**
+ * The worker thread and the sinks open on it; one per app (createGatehouse), stopped with it.
+ * The worker starts with start() or the first sink, and is unref'd while no sink is open (it never
+ * keeps the process alive on its own). If it dies, every open sink fails and the next sink starts a
+ * new one.
+ */
+export class Offload {
   private readonly inflight = new Int32Array(new SharedArrayBuffer(4));
   private worker: Worker | null = null;
+  /** Settles when the current worker has loaded its code, or failed to. */
+  private ready: Promise<void> = Promise.resolve();
+  private stopped = false;
   private readonly sinks = new Map<number, Pending>();
   private nextId = 1;
   /** Full-size batches the worker is done with, ready for reuse (at most FREE_KEPT). */
   private readonly free: ArrayBuffer[] = [];
+
+  /** Starts the worker and waits until its code has loaded: a broken install fails at start-up, not at the first session. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    if (!this.worker) this.spawn();
+    await this.ready;
+  }
+
+  /** Ends the worker; sinks still open fail, and new sinks are refused until start(). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.worker?.terminate();
+  }
+
+  /** Tests only: end the worker as a crash would (open sinks fail, the next sink starts a new one). */
+  async crashForTests(): Promise<void> {
+    await this.worker?.terminate();
+  }
 
   batch(size: number): Buffer {
     const ab = size === MAX_BATCH ? this.free.pop() : undefined;
@@ -93,18 +102,31 @@ class Offload {
   }
 
   private get w(): Worker {
-    if (this.worker) return this.worker;
-    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { inflight: this.inflight.buffer, maxBatch: MAX_BATCH } });
+    return this.worker ?? this.spawn();
+  }
+
+  private spawn(): Worker {
+    const workerData: WorkerInit = { inflight: this.inflight.buffer as SharedArrayBuffer, maxBatch: MAX_BATCH };
+    const w = new Worker(workerEntry(), { workerData });
     // The worker must not keep the process alive on its own; open sinks hold it with ref().
     w.unref();
-    w.on('message', (m: Reply) => this.reply(m));
-    w.on('error', (err) => this.lost(err));
-    w.on('exit', () => this.lost(new Error('the hashing thread stopped')));
+    let loaded = (): void => undefined;
+    let failed = (_err: Error): void => undefined;
+    this.ready = new Promise<void>((resolve, reject) => { loaded = resolve; failed = reject; });
+    // Only start() waits on this; sinks learn of a failure through lost().
+    this.ready.catch(() => undefined);
+    w.on('message', (m: WorkerReply) => (m.op === 'ready' ? loaded() : this.reply(m)));
+    w.on('error', (err) => { failed(err); this.lost(w, err); });
+    w.on('exit', () => { const err = new Error(STOPPED); failed(err); this.lost(w, err); });
     this.worker = w;
     return w;
   }
 
-  private reply(m: Reply): void {
+  private post(m: WorkerRequest, transfer: ArrayBuffer[] = []): void {
+    this.w.postMessage(m, transfer);
+  }
+
+  private reply(m: Exclude<WorkerReply, { op: 'ready' }>): void {
     if (m.op === 'free') { if (this.free.length < FREE_KEPT) this.free.push(m.buf); return; }
     const p = this.sinks.get(m.id);
     if (!p) return;
@@ -114,9 +136,10 @@ class Offload {
     p.onClosed?.({ size: m.size, sha256: m.sha256, error: m.error ? toError(m.error) : null });
   }
 
-  /** The worker died: every open sink fails (a recording then fails closed); the next sink starts a new one. */
-  private lost(err: Error): void {
-    if (!this.worker) return;
+  /** Worker w died: every open sink fails (a recording then fails closed); the next sink starts a new one. */
+  private lost(w: Worker, err: Error): void {
+    // 'error' and then 'exit' both come; and a late event of an old worker must not touch a new one.
+    if (this.worker !== w) return;
     this.worker = null;
     Atomics.store(this.inflight, 0, 0);
     const open = [...this.sinks.values()];
@@ -128,11 +151,12 @@ class Offload {
   }
 
   open(fd: number | null, onError: (err: Error) => void): number {
+    if (this.stopped) throw new Error(STOPPED);
     const id = this.nextId++;
-    this.sinks.set(id, { onError });
     const w = this.w;
+    this.sinks.set(id, { onError });
     w.ref();
-    w.postMessage({ op: 'open', id, fd });
+    this.post({ op: 'open', id, fd });
     return id;
   }
 
@@ -145,43 +169,34 @@ class Offload {
     }
     Atomics.add(this.inflight, 0, len);
     const ab = buf.buffer as ArrayBuffer;
-    this.w.postMessage({ op: 'data', id, buf: ab, len }, [ab]);
+    this.post({ op: 'data', id, buf: ab, len }, [ab]);
   }
 
   close(id: number, fsync: boolean): Promise<SinkResult> {
     const p = this.sinks.get(id);
-    if (!p) return Promise.resolve({ size: 0, sha256: '', error: new Error('the hashing thread stopped') });
+    if (!p) return Promise.resolve({ size: 0, sha256: '', error: new Error(STOPPED) });
     return new Promise((resolve) => {
       p.onClosed = resolve;
-      this.w.postMessage({ op: 'close', id, fsync });
+      this.post({ op: 'close', id, fsync });
     });
   }
-}
-
-let shared: Offload | null = null;
-
-/** Tests only: stop the worker as a crash would. */
-export async function stopOffloadWorkerForTests(): Promise<void> {
-  await (shared as unknown as { worker: Worker | null } | null)?.worker?.terminate();
 }
 
 /**
  * A byte stream hashed (and, with an fd, written to that file) by the worker. write() copies into
  * the current batch; the batch goes to the worker when full or on flush(). close() resolves with
  * the size and SHA-256 of everything written, and the file's write error if any; the caller then
- * closes the fd. onError is called once, as soon as a write fails.
+ * closes the fd. onError is called once, as soon as a write fails. Throws if the Offload is stopped.
  */
 export class Sink {
-  private readonly off: Offload;
   private readonly id: number;
   private batch: Buffer | null = null;
   private used = 0;
   private cap = FIRST_BATCH;
   private closing: Promise<SinkResult> | null = null;
 
-  constructor(fd: number | null, onError: (err: Error) => void = () => undefined) {
-    this.off = shared ??= new Offload();
-    this.id = this.off.open(fd, onError);
+  constructor(private readonly off: Offload, fd: number | null, onError: (err: Error) => void = () => undefined) {
+    this.id = off.open(fd, onError);
   }
 
   write(data: Buffer): void {

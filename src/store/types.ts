@@ -105,6 +105,8 @@ export interface SessionRecord {
   endReason: string | null;
   bytesUp: number;
   bytesDown: number;
+  /** The server that ran it (null: recorded before sessions named their node). */
+  node: string | null;
 }
 
 export interface ChannelRecord {
@@ -122,6 +124,12 @@ export interface ChannelRecord {
   endedAt: number | null;
   exitStatus: number | null;
   exitSignal: string | null;
+}
+
+/** Where a hash chain ends: what a signed checkpoint commits to. */
+export interface ChainHead {
+  count: number;
+  hash: string;
 }
 
 export type RecordingState = 'open' | 'closed' | 'interrupted' | 'failed';
@@ -259,11 +267,15 @@ export interface Store {
     unlock(user: string, meta: ChangeMeta): Promise<void>;
   };
   readonly sessions: {
-    open(s: { id: string; user: string; keyFingerprint: string; sourceAddr: string; mode: string }): Promise<void>;
+    /** `node` names the server running it (default: this machine's host name). */
+    open(s: { id: string; user: string; keyFingerprint: string; sourceAddr: string; mode: string; node?: string }): Promise<void>;
     setTarget(id: string, host: string, login: string, grantId: number): Promise<void>;
     close(id: string, reason: string, bytesUp: number, bytesDown: number): Promise<SessionRecord | null>;
-    /** Close every session a previous run left open (crash): returns their ids. */
-    closeInterrupted(): Promise<string[]>;
+    /**
+     * Close the sessions a previous run of this node left open (crash): returns their ids. Only
+     * `node`'s sessions (default: this machine's host name) and those that name no node.
+     */
+    closeInterrupted(node?: string): Promise<string[]>;
     /** Live sessions of a user, across every process sharing the store. */
     countLive(user: string): Promise<number>;
     /** Bytes relayed by sessions that have ended (for /metrics). */
@@ -286,6 +298,10 @@ export interface Store {
     listOpen(): Promise<RecordingRecord[]>;
     /** Every recording, closed ones in chain order first. */
     list(sessionId?: string): Promise<RecordingRecord[]>;
+    /** The chain's newest closed recording: its seq as count, its chain hash, and "SESSION-CHANNEL". */
+    head(): Promise<ChainHead & { last: string | null }>;
+    /** The closed recording at this chain position, or null. */
+    bySeq(seq: number): Promise<RecordingRecord | null>;
   };
   readonly search: {
     /** Index the text a recording printed, in chunks with their time (seconds) in the recording. */
@@ -297,6 +313,8 @@ export interface Store {
     get(sid: string, now: number): Promise<Record<string, unknown> | null>;
     set(sid: string, data: Record<string, unknown>, expiresAt: number): Promise<void>;
     destroy(sid: string): Promise<void>;
+    /** Delete every web session expired at `now`; returns how many. */
+    purgeExpired(now: number): Promise<number>;
   };
   readonly audit: {
     /** Append one event (for events that are not part of a store change, e.g. auth and sessions). */
@@ -307,6 +325,10 @@ export interface Store {
     /** Rows after an id, in order (for mirroring to the log and for verification). */
     after(id: number, limit: number): Promise<AuditRecord[]>;
     verify(): Promise<import('../audit/chain.js').ChainVerdict>;
+    /** The newest row: ids run 1..count, so count is its id (0 and the genesis hash when empty). */
+    head(): Promise<ChainHead>;
+    /** The row with this id, or null. */
+    get(id: number): Promise<AuditRecord | null>;
   };
   readonly meta: {
     get(key: string): Promise<string | null>;

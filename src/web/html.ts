@@ -22,11 +22,11 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): Html 
   return new Html(out);
 }
 
-export function page(title: string, user: { name: string; roles: string[] } | null, body: Html): string {
+export function page(title: string, user: { name: string; roles: string[]; csrf: string } | null, body: Html): string {
   const nav = user
     ? html`<nav><a href="/sessions">Sessions</a> <a href="/sessions?status=live">Live</a> <a href="/audit">Audit log</a> <a href="/users">Users</a> <a href="/hosts">Hosts</a> <a href="/grants">Grants</a>
         <span class="me">${user.name} (${user.roles.join(', ')})</span>
-        <form method="post" action="/logout" class="inline"><button type="submit">Log out</button></form></nav>`
+        <form method="post" action="/logout" class="inline"><input type="hidden" name="_csrf" value="${user.csrf}"><button type="submit" id="logout">Log out</button></form></nav>`
     : html``;
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${title} · gatehouse</title>

@@ -8,6 +8,7 @@ import { isoTime } from '../shared/clock.js';
 import { formatDuration, parseIsoTime } from '../shared/units.js';
 import { sessionStatus, type RecordingRecord } from '../store/types.js';
 import { Html, html, page } from './html.js';
+import { badInput, DATE, digits, matching, oneOf, only, SESSION_ID, text, USER_NAME } from './input.js';
 import { tar } from './tar.js';
 import type { WebDeps } from './server.js';
 
@@ -18,6 +19,30 @@ interface PageDeps extends WebDeps {
 
 const PAGE_SIZE = 50;
 type Q = Record<string, string | undefined>;
+const STATUSES = ['live', 'ended', 'terminated', 'interrupted'] as const;
+
+/** What each route accepts (see input.ts): anything else is a 400 before the handler runs. */
+const S = {
+  none: { querystring: only() },
+  sessions: {
+    querystring: only({ q: text(200), user: text(64), host: text(255), since: DATE, status: oneOf(['', ...STATUSES]), page: digits(6) }),
+  },
+  session: {
+    params: only({ id: SESSION_ID }, ['id']),
+    querystring: only({ channel: { ...digits(6), minLength: 1 }, t: matching(/^[0-9]{0,9}(\.[0-9]{1,3})?$/, 16) }),
+  },
+  sessionFile: { params: only({ id: SESSION_ID, file: text(64) }, ['id', 'file']), querystring: only() },
+  audit: { querystring: only({ type: text(64), user: text(64), since: DATE }) },
+  kill: { params: only({ id: SESSION_ID }, ['id']), querystring: only(), body: only({ _csrf: text(256) }) },
+  userAction: { params: only({ name: USER_NAME, action: oneOf(['disable', 'enable']) }, ['name', 'action']), querystring: only(), body: only({ _csrf: text(256) }) },
+  grantRemove: { params: only({ id: { ...digits(15), minLength: 1 } }, ['id']), querystring: only(), body: only({ _csrf: text(256) }) },
+};
+
+/** A date filter: empty is no filter; anything else must be an ISO date. */
+function sinceOf(q: Q): number | undefined {
+  if (!q.since) return undefined;
+  try { return parseIsoTime(q.since, 'since'); } catch { throw badInput('since: not an ISO-8601 date (e.g. 2026-12-31 or 2026-12-31T18:00:00Z)'); }
+}
 
 function sendPage(reply: FastifyReply, body: string) {
   return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
@@ -25,21 +50,21 @@ function sendPage(reply: FastifyReply, body: string) {
 
 export async function registerPages(app: FastifyInstance, deps: PageDeps): Promise<void> {
   const { store, clock, hub } = deps;
-  const guard = { preHandler: deps.authenticate };
+  const guard = { preHandler: deps.authenticate, schema: S.none };
+  const guarded = (schema: Record<string, unknown>) => ({ preHandler: deps.authenticate, schema });
   const adminOnly = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!req.webUser?.admin) return reply.code(403).type('text/plain').send('admins only');
   };
-  const change = { preValidation: app.csrfProtection, preHandler: [deps.authenticate, adminOnly] };
+  const change = (schema: Record<string, unknown>) => ({ preValidation: app.csrfProtection, preHandler: [deps.authenticate, adminOnly], schema });
   const actor = (req: FastifyRequest) => `web:${req.webUser!.name}`;
 
   app.get('/', guard, async (_req, reply) => reply.redirect('/sessions'));
 
-  app.get('/sessions', guard, async (req, reply) => {
+  app.get('/sessions', guarded(S.sessions), async (req, reply) => {
     const q = req.query as Q;
     const pageNo = Math.max(1, Number(q.page) || 1);
-    let since: number | undefined;
-    try { since = q.since ? parseIsoTime(q.since, 'since') : undefined; } catch { since = undefined; }
-    const statusFilter = (['live', 'ended', 'terminated', 'interrupted'] as const).find((x) => x === q.status);
+    const since = sinceOf(q);
+    const statusFilter = STATUSES.find((x) => x === q.status);
     const searching = !!q.q && q.q.trim().length >= 3;
     const hits = new Map<string, { channel: number; t: number }>();
     if (searching) for (const h of await store.search.find(q.q!.trim(), 1000)) if (!hits.has(h.sessionId)) hits.set(h.sessionId, h);
@@ -74,7 +99,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     return sendPage(reply, page('Sessions', req.webUser!, body));
   });
 
-  app.get('/sessions/:id', guard, async (req, reply) => {
+  app.get('/sessions/:id', guarded(S.session), async (req, reply) => {
     const { id } = req.params as { id: string };
     const q = req.query as Q;
     const s = await store.sessions.get(id);
@@ -93,7 +118,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         <dt>Started</dt><dd>${isoTime(s.startedAt)}</dd><dt>Ended</dt><dd>${s.endedAt ? `${isoTime(s.endedAt)} (${s.endReason})` : 'live'}</dd>
         <dt>Bytes</dt><dd>${s.bytesUp} up, ${s.bytesDown} down</dd>
         <dt>Integrity</dt><dd class="integrity-${verdict}" id="integrity">${verdict}${report.chain.ok ? '' : ' (chain broken)'}</dd></dl>
-      ${s.endedAt === null && req.webUser!.admin ? postButton(`/sessions/${s.id}/kill`, 'End session', reply.generateCsrf(), 'end-session') : ''}
+      ${s.endedAt === null && req.webUser!.admin ? postButton(`/sessions/${s.id}/kill`, 'End session', req.webUser!.csrf, 'end-session') : ''}
       <h2>Channels</h2><table><thead><tr><th>#</th><th>Kind</th><th>Target</th><th>Command</th><th>Exit</th><th>Recording</th></tr></thead><tbody>
       ${channels.map((c) => html`<tr><td>${c.channel}</td><td>${c.kind}${c.pty ? ' (pty)' : ''}</td><td>${c.login}@${c.host}</td><td><code>${c.command ?? ''}</code></td>
         <td>${c.exitStatus ?? c.exitSignal ?? ''}</td><td>${recordings.some((r) => r.channel === c.channel) ? html`<a href="/sessions/${s.id}?channel=${c.channel}">replay</a> · <a href="/sessions/${s.id}/${c.channel}.cast">download .cast</a>` : '-'}</td></tr>`)}
@@ -106,7 +131,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
   });
 
   // Recordings are served by session id and channel number only: nothing from the request reaches a path.
-  app.get('/sessions/:id/:file', guard, async (req, reply) => {
+  app.get('/sessions/:id/:file', guarded(S.sessionFile), async (req, reply) => {
     const { id, file } = req.params as { id: string; file: string };
     const s = await store.sessions.get(id);
     if (!s) return reply.code(404).send('not found');
@@ -127,27 +152,16 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     return reply.type('application/x-asciicast').header('cache-control', 'no-store').send(fs.createReadStream(full));
   });
 
-  app.get('/live/:id/:channel', { websocket: true, preHandler: deps.authenticate }, (socket, req) => {
-    const { id, channel } = req.params as { id: string; channel: string };
-    const unsubscribe = hub.subscribe(id, Number(channel), (line) => {
-      if (line === null) socket.close(1000, 'session ended');
-      else socket.send(line);
-    });
-    if (!unsubscribe) { socket.close(1000, 'not live'); return; }
-    socket.on('close', unsubscribe);
-  });
-
-  app.post('/sessions/:id/kill', change, async (req, reply) => {
+  app.post('/sessions/:id/kill', change(S.kill), async (req, reply) => {
     const { id } = req.params as { id: string };
     if (!(await store.sessions.get(id))) return reply.code(404).send('not found');
     await store.kills.request(id, 'ended from the web UI', { actor: actor(req) }).catch(() => undefined);
     return reply.code(303).header('location', `/sessions/${encodeURIComponent(id)}`).send();
   });
 
-  app.get('/audit', guard, async (req, reply) => {
+  app.get('/audit', guarded(S.audit), async (req, reply) => {
     const q = req.query as Q;
-    let since: number | undefined;
-    try { since = q.since ? parseIsoTime(q.since, 'since') : undefined; } catch { since = undefined; }
+    const since = sinceOf(q);
     const rows = await store.audit.list({ type: q.type || undefined, user: q.user || undefined, since, limit: 500 });
     const body = html`<form method="get" action="/audit" class="filters"><input name="type" placeholder="type (e.g. auth or admin.user)" value="${q.type ?? ''}">
       <input name="user" placeholder="user" value="${q.user ?? ''}"><input name="since" placeholder="since (ISO date)" value="${q.since ?? ''}"><button type="submit">Filter</button></form>
@@ -160,7 +174,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
   app.get('/users', guard, async (req, reply) => {
     const users = await store.users.list();
     const admin = req.webUser!.admin;
-    const token = admin ? reply.generateCsrf() : '';
+    const token = req.webUser!.csrf;
     const body = html`<table><thead><tr><th>User</th><th>Roles</th><th>State</th><th>TOTP</th><th>Groups</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
       ${users.map((u) => html`<tr><td>${u.name}</td><td>${u.roles.join(', ')}</td><td>${u.disabled ? 'disabled' : 'enabled'}</td><td>${u.totpEnrolled ? 'yes' : 'no'}</td><td>${u.groups.join(', ')}</td>
         ${admin ? html`<td>${postButton(`/users/${u.name}/${u.disabled ? 'enable' : 'disable'}`, u.disabled ? 'Enable' : 'Disable', token)}</td>` : ''}</tr>`)}
@@ -168,9 +182,8 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     return sendPage(reply, page('Users', req.webUser!, body));
   });
 
-  app.post('/users/:name/:action', change, async (req, reply) => {
-    const { name, action } = req.params as { name: string; action: string };
-    if (action !== 'disable' && action !== 'enable') return reply.code(404).send('not found');
+  app.post('/users/:name/:action', change(S.userAction), async (req, reply) => {
+    const { name, action } = req.params as { name: string; action: 'disable' | 'enable' };
     if (!(await store.users.get(name))) return reply.code(404).send('not found');
     await store.users.setDisabled(name, action === 'disable', action === 'disable' ? 'disabled from the web UI' : '', { actor: actor(req) }).catch(() => undefined);
     return reply.code(303).header('location', '/users').send();
@@ -187,7 +200,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
   app.get('/grants', guard, async (req, reply) => {
     const grants = await store.grants.list();
     const admin = req.webUser!.admin;
-    const token = admin ? reply.generateCsrf() : '';
+    const token = req.webUser!.csrf;
     const body = html`<table><thead><tr><th>#</th><th>Who</th><th>Where</th><th>Logins</th><th>Rights</th><th>Until</th><th>Reason</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
       ${grants.map((g) => html`<tr><td>${g.id}</td><td>${g.who.kind} ${g.who.name}</td><td>${whereText(g.where)}</td><td>${g.logins.join(', ')}</td><td>${g.rights.join(', ')}</td>
         <td>${g.until === null ? '-' : isoTime(g.until)}</td><td>${g.reason}</td>
@@ -196,7 +209,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     return sendPage(reply, page('Grants', req.webUser!, body));
   });
 
-  app.post('/grants/:id/remove', change, async (req, reply) => {
+  app.post('/grants/:id/remove', change(S.grantRemove), async (req, reply) => {
     const id = Number((req.params as { id: string }).id);
     if (!Number.isSafeInteger(id) || !(await store.grants.get(id))) return reply.code(404).send('not found');
     await store.grants.remove(id, { actor: actor(req) });

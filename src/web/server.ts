@@ -11,18 +11,21 @@ import rateLimit from '@fastify/rate-limit';
 import fstatic from '@fastify/static';
 import formbody from '@fastify/formbody';
 import websocket from '@fastify/websocket';
-import { draft } from '../audit/events.js';
 import { GatehouseError } from '../shared/errors.js';
 import { verifyPassword } from '../auth/password.js';
-import { checkSecondFactor } from '../auth/secondfactor.js';
 import type { Config } from '../config/schema.js';
 import type { DataDir } from '../datadir/datadir.js';
 import type { LiveHub } from '../recorder/livehub.js';
 import { hostKeyVerifier, verifyRecordings } from '../recorder/verify.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import type { Store, UserRecord } from '../store/types.js';
+import type { Store } from '../store/types.js';
+import { AJV_OPTIONS, frameworkErrors, only, registerInputGate } from './input.js';
+import { registerLive } from './live.js';
+import { canView, csrfUserInfo, registerLogin, type PasswordVerifier } from './login.js';
 import { registerPages } from './pages.js';
+
+export { canView };
 
 /**
  * The auditors' web UI, in the same process as the SSH listener. Request lifecycle:
@@ -38,12 +41,16 @@ export interface WebDeps {
   hub: LiveHub;
   liveCount: () => number;
   liveBytes: () => number;
+  /** The password check (tests spy on it); default: scrypt from auth/password. */
+  verifyPassword?: PasswordVerifier;
 }
 
 export interface WebUser {
   name: string;
   roles: string[];
   admin: boolean;
+  /** This user's CSRF token for the forms of the page being rendered (log out, admin actions). */
+  csrf: string;
 }
 
 declare module 'fastify' {
@@ -59,12 +66,20 @@ declare module 'fastify' {
 }
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const SESSION_TTL_MS = 8 * 3600_000;
+/** A web session lasts 8 h from login, however active (no sliding renewal). */
+export const SESSION_TTL_MS = 8 * 3600_000;
+export const SESSION_COOKIE = 'gh_session';
 
+/**
+ * Web sessions in the store. A row exists only for a logged-in user (anonymous visitors store
+ * nothing); expired rows are deleted whenever a session is written (at each login), so the table
+ * holds at most the sessions of the last 8 h.
+ */
 function sessionStore(store: Store, clock: Clock) {
   return {
     set(sid: string, s: Record<string, unknown>, cb: (err?: unknown) => void) {
-      store.webSessions.set(sid, s, clock.now() + SESSION_TTL_MS).then(() => cb(), cb);
+      const now = clock.now();
+      store.webSessions.purgeExpired(now).then(() => store.webSessions.set(sid, s, now + SESSION_TTL_MS)).then(() => cb(), cb);
     },
     get(sid: string, cb: (err: unknown, s?: Record<string, unknown> | null) => void) {
       store.webSessions.get(sid, clock.now()).then((s) => cb(null, s), cb);
@@ -75,12 +90,8 @@ function sessionStore(store: Store, clock: Clock) {
   };
 }
 
-export function canView(u: UserRecord): boolean {
-  return !u.disabled && (u.roles.includes('auditor') || u.roles.includes('admin'));
-}
-
 export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
-  const { config, store, clock, dataDir } = deps;
+  const { config, store, dataDir } = deps;
   const tls = config.web.tls;
   const readTls = (file: string, key: string) => {
     try {
@@ -92,8 +103,10 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
     }
   };
   const https = tls ? { cert: readTls(tls.cert, 'cert'), key: readTls(tls.key, 'key') } : null;
-  const app = Fastify({ logger: false, trustProxy: false, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
+  const app = Fastify({ logger: false, trustProxy: false, ajv: AJV_OPTIONS, frameworkErrors, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
+  const secret = (purpose: string) => createHash('sha256').update(dataDir.masterKey).update(`gatehouse web ${purpose}`).digest('hex');
 
+  registerInputGate(app, deps.log);
   await app.register(helmet, {
     contentSecurityPolicy: {
       directives: {
@@ -102,15 +115,30 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
       },
     },
   });
-  await app.register(cookie);
+  await app.register(cookie, { secret: secret('cookie') });
   await app.register(session, {
-    secret: createHash('sha256').update(dataDir.masterKey).update('gatehouse web session').digest('hex'),
-    cookieName: 'gh_session',
+    secret: secret('session'),
+    cookieName: SESSION_COOKIE,
     cookie: { httpOnly: true, sameSite: 'strict', secure: !!tls, path: '/', maxAge: SESSION_TTL_MS },
+    // Nothing is stored until someone logs in, and page views do not rewrite the row.
     saveUninitialized: false,
-    store: sessionStore(store, clock) as never,
+    rolling: false,
+    store: sessionStore(store, deps.clock) as never,
   });
-  await app.register(csrf, { sessionPlugin: '@fastify/session', getToken: (req) => (req.body as Record<string, string> | undefined)?._csrf ?? (req.headers['x-csrf-token'] as string | undefined) });
+  // CSRF: a signed double-submit cookie (no stored session needed, so the login form stores
+  // nothing), each token bound to who is logged in.
+  await app.register(csrf, {
+    sessionPlugin: '@fastify/cookie',
+    cookieKey: 'gh_csrf',
+    cookieOpts: { httpOnly: true, sameSite: 'strict', secure: !!tls, path: '/', signed: true },
+    csrfOpts: { hmacKey: secret('csrf') },
+    getUserInfo: csrfUserInfo,
+    getToken: (req) => {
+      const fromBody = (req.body as Record<string, unknown> | undefined)?._csrf;
+      const token = fromBody ?? req.headers['x-csrf-token'];
+      return typeof token === 'string' ? token : undefined;
+    },
+  });
   await app.register(formbody);
   await app.register(rateLimit, { global: false });
   await app.register(websocket, { options: { maxPayload: 1 << 16, handleProtocols: (p: Set<string>) => (p.has('v2.asciicast') ? 'v2.asciicast' : false) } });
@@ -119,8 +147,9 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   await app.register(fstatic, { root: path.join(ROOT, 'web'), prefix: '/static/', decorateReply: false, index: false });
 
   // Health and metrics: no login, no names.
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/metrics', async (_req, reply) => {
+  const noQuery = { schema: { querystring: only() } };
+  app.get('/healthz', noQuery, async () => ({ status: 'ok' }));
+  app.get('/metrics', noQuery, async (_req, reply) => {
     const [authFailures, recFailures, ended] = await Promise.all([
       store.audit.count('auth.failure'), store.audit.count('recording.failed'), store.sessions.bytesRelayed(),
     ]);
@@ -143,58 +172,11 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
       if (name) await req.session.destroy();
       return reply.code(req.method === 'GET' && !req.headers.upgrade ? 302 : 401).header('location', '/login').send();
     }
-    req.webUser = { name: u.name, roles: u.roles, admin: u.roles.includes('admin') };
+    req.webUser = { name: u.name, roles: u.roles, admin: u.roles.includes('admin'), csrf: reply.generateCsrf({ userInfo: csrfUserInfo(req) }) };
   };
 
-  app.get('/login', async (req, reply) => {
-    const token = reply.generateCsrf();
-    reply.type('text/html');
-    return loginPage(token, (req.query as { error?: string }).error);
-  });
-
-  app.post('/login', { config: { rateLimit: { max: 10, timeWindow: '1 minute' } }, preValidation: app.csrfProtection }, async (req, reply) => {
-    const body = (req.body ?? {}) as { username?: string; password?: string; code?: string };
-    const username = String(body.username ?? '').slice(0, 64);
-    const source = req.ip;
-    const fail = async (reason: string) => {
-      await store.audit.append(draft('web.login_failed', 'system', { user: username, source, reason }));
-      return reply.code(303).header('location', '/login?error=1').send();
-    };
-    const u = await store.users.get(username);
-    if (!u) return fail('unknown_user');
-    if (!canView(u)) return fail(u.disabled ? 'user_disabled' : 'not_auditor');
-    const hash = await store.users.passwordHash(u.name);
-    if (!hash || !(await verifyPassword(String(body.password ?? ''), hash))) return fail('wrong_password');
-    // The same lockout as the SSH login: locked users are refused, and wrong codes count.
-    if ((await store.lockout.lockedUntil(u.id, clock.now())) !== null) return fail('locked');
-    const totp = await store.totp.get(u.name);
-    if (!totp) return fail('no_totp');
-    const second = await checkSecondFactor({ store, clock, config, masterKey: dataDir.masterKey }, { user: u.name, userId: u.id }, totp, String(body.code ?? ''), source);
-    if (!second.ok) return fail(second.reason);
-    await req.session.regenerate();
-    req.session.set('user', u.name);
-    await store.audit.append(draft('web.login', 'system', { user: u.name, source }));
-    return reply.code(303).header('location', '/sessions').send();
-  });
-
-  app.post('/logout', { preValidation: app.csrfProtection, preHandler: authenticate }, async (req, reply) => {
-    await store.audit.append(draft('web.logout', 'system', { user: req.webUser!.name, source: req.ip }));
-    await req.session.destroy();
-    return reply.code(303).header('location', '/login').send();
-  });
-
+  await registerLogin(app, { ...deps, authenticate, verifyPassword: deps.verifyPassword ?? verifyPassword });
+  registerLive(app, { ...deps, authenticate });
   await registerPages(app, { ...deps, authenticate, verify: async (id) => verifyRecordings(store, dataDir.paths.recordings, hostKeyVerifier(dataDir.hostKey), id) });
   return app;
-}
-
-function loginPage(csrfToken: string, error?: string): string {
-  const err = error ? '<p class="error">Login refused. Check your user name, password and code.</p>' : '';
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Log in · gatehouse</title><link rel="stylesheet" href="/static/app.css"></head>
-<body><main class="login"><h1>gatehouse</h1>${err}
-<form method="post" action="/login">
-<input type="hidden" name="_csrf" value="${csrfToken.replace(/"/g, '&quot;')}">
-<label>User <input name="username" autocomplete="username" required></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<label>Code <input name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>
-<button type="submit">Log in</button></form></main></body></html>`;
 }

@@ -322,7 +322,7 @@ describe.runIf(haveOpenSsh())('operator authentication: TOTP, replay, lockout, l
     expect(audit(w, 'auth.failure').filter((e) => e.data.user === 'gus').at(-1)!.data.reason).toBe('locked');
     ghOk(w.data, ['user', 'unlock', 'gus']);
     expect((await w.ssh(gus, [`${w.login}@target1`, 'echo in'])).stdout).toBe('in\n');
-  });
+  }, 150_000); // waits for a fresh TOTP step (up to 30 s) and restarts the server
 
   it('at most 6 authentication attempts per connection', async () => {
     let tries = 0;

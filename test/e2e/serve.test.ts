@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -60,6 +61,23 @@ describe('gatehouse serve', () => {
       expect(events).toEqual(i === 0 ? ['admin.user.add', 'server.start', 'server.stop'] : ['server.start', 'server.stop']);
       server = undefined;
     }
+  });
+
+  it('a start that fails (SSH port in use) exits 1 instead of hanging, and leaves the data dir lock free', async () => {
+    const data = path.join(tempDir(), 'data');
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (busy.address() as net.AddressInfo).port;
+      server = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+      await server.waitFor(/cannot listen on 127\.0\.0\.1/);
+      // Exited on its own: waitFor for something never printed rejects once the process is gone.
+      await expect(server.waitFor(/never printed/, 20_000)).rejects.toThrow(/process exited \(1\)/);
+    } finally {
+      busy.close();
+    }
+    server = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${await freePort()}`, '--web-listen', `127.0.0.1:${await freePort()}`], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+    await server.waitFor(/ssh on 127\.0\.0\.1:\d+/);
   });
 
   it('refuses to start on a bad config with exit 1 naming the key', async () => {

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -111,10 +112,42 @@ describe.runIf(haveOpenSsh() && haveChromium())('web UI in a real browser', () =
     console.log(`live view: a new line showed ${Date.now() - t0} ms after the previous one was seen`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'live-session.png'), fullPage: true });
 
+    // Watching live is audited, with who watched which channel.
+    expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'web.live_view']).at(-1)!.data).toMatchObject({ user: 'ada', session: sid, channel: 0, sessionUser: 'alice' });
+
     await page.click('#end-session');
     const r = await running;
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('gatehouse: session ended by an administrator');
     expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'admin.session.kill']).at(-1)).toMatchObject({ actor: 'web:ada' });
+  });
+
+  it('a WebSocket upgrade from another origin is refused; Log out ends the web session and the old cookie opens nothing', async () => {
+    await page.goto(`${w.web}/sessions`);
+    await page.waitForURL(/\/sessions$/);
+    const cookie = (await page.context().cookies()).filter((c) => c.name.startsWith('gh_')).map((c) => `${c.name}=${c.value}`).join('; ');
+    const url = new URL(w.web);
+    const wsStatus = (origin: string) => new Promise<number>((resolve, reject) => {
+      const req = http.request({
+        agent: false, host: url.hostname, port: Number(url.port), path: '/live/none/0',
+        headers: { cookie, Origin: origin, Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64') },
+      });
+      const timer = setTimeout(() => { req.destroy(); reject(new Error('no answer to the upgrade')); }, 5000);
+      req.on('response', (res) => { clearTimeout(timer); res.resume(); resolve(res.statusCode!); });
+      req.on('upgrade', (_res, socket) => { clearTimeout(timer); socket.destroy(); resolve(101); });
+      req.on('error', (err) => { clearTimeout(timer); reject(err); });
+      req.end();
+    });
+    expect(await wsStatus('http://evil.example')).toBe(403);
+    expect(await wsStatus(url.origin)).toBe(101);
+
+    await page.click('#logout');
+    await page.waitForURL(/\/login$/);
+    expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'web.logout']).at(-1)!.data).toMatchObject({ user: 'ada' });
+    const res = await fetch(`${w.web}/sessions`, { headers: { cookie }, redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/login');
+    await page.goto(`${w.web}/sessions`);
+    await page.waitForURL(/\/login$/);
   });
 });

@@ -38,8 +38,18 @@ export function ghJson<T = unknown>(dataDir: string, args: string[]): T {
   return JSON.parse(ghOk(dataDir, [...args, '--json'])) as T;
 }
 
+const made: string[] = [];
+
+/** A fresh private directory, removed with everything in it when the test file ends (test/setup.ts). */
 export function tempDir(prefix = 'gatehouse-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+/** Remove every directory tempDir() made in this test file (after its processes are stopped). */
+export function removeTempDirs(): void {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
 export function fixtureKey(name: string): string {

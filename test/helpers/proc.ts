@@ -24,6 +24,7 @@ export interface Proc {
 }
 
 const running = new Set<ChildProcess>();
+const stoppers = new Map<ChildProcess, () => Promise<number | null>>();
 // A test that fails half-way must not leave servers behind: stop what we started, by PID.
 process.on('exit', () => {
   for (const c of running) if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) {
@@ -40,7 +41,8 @@ export function startProc(cmd: string, args: string[], opts: { env?: NodeJS.Proc
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); waiters.forEach((w) => w()); });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { waiters.forEach((w) => w()); resolve(code); }));
   if (child.pid !== undefined) running.add(child);
-  return {
+  void exited.then(() => { running.delete(child); stoppers.delete(child); });
+  const proc: Proc = {
     child,
     stdout: () => out,
     stderr: () => err,
@@ -64,4 +66,11 @@ export function startProc(cmd: string, args: string[], opts: { env?: NodeJS.Proc
       return code;
     },
   };
+  stoppers.set(child, () => proc.stop());
+  return proc;
+}
+
+/** Stop (by PID) every process startProc() started in this test file that is still running. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...stoppers.values()].map((stop) => stop().catch(() => null)));
 }

@@ -1,4 +1,12 @@
 import { execFileSync } from 'node:child_process';
+import { tempDir } from './cli.js';
+
+const servers = new Set<Tmux>();
+
+/** Kill every tmux server this test file started and did not kill (a test that failed half-way). */
+export function killAllTmux(): void {
+  for (const t of servers) t.kill();
+}
 
 /**
  * Drive an interactive program in a real terminal: a private tmux server (its own socket, no user
@@ -6,10 +14,15 @@ import { execFileSync } from 'node:child_process';
  */
 export class Tmux {
   private readonly socket = `gh-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  constructor(private readonly cols = 100, private readonly rows = 30) {}
+  // Its socket in a directory of its own, removed with the test file's other temp dirs, not in the
+  // shared /tmp/tmux-UID (short: a socket path is limited to 107 bytes).
+  private readonly socketDir = tempDir('tmux-');
+  constructor(private readonly cols = 100, private readonly rows = 30) {
+    servers.add(this);
+  }
 
   private tmux(args: string[]): string {
-    return execFileSync('tmux', ['-L', this.socket, '-f', '/dev/null', ...args], { encoding: 'utf8' });
+    return execFileSync('tmux', ['-L', this.socket, '-f', '/dev/null', ...args], { encoding: 'utf8', env: { ...process.env, TMUX_TMPDIR: this.socketDir } });
   }
 
   start(command: string, env: Record<string, string>): void {
@@ -44,6 +57,7 @@ export class Tmux {
   }
 
   kill(): void {
+    if (!servers.delete(this)) return;
     try { this.tmux(['kill-server']); } catch { /* already gone */ }
   }
 }

@@ -3,6 +3,7 @@ import { isoTime } from '../../shared/clock.js';
 import { usageError } from '../../shared/errors.js';
 import { parseIsoTime } from '../../shared/units.js';
 import { str, type Command } from '../command.js';
+import { oneLine } from '../escape.js';
 
 export const commands: Command[] = [
   {
@@ -22,7 +23,7 @@ export const commands: Command[] = [
       return {
         json: rows.map((r) => ({ id: r.id, time: isoTime(r.ts), type: r.type, actor: r.actor, user: r.subject, data: r.data, hash: r.hash })),
         text: rows.length === 0 ? 'no audit events match'
-          : rows.map((r) => `${isoTime(r.ts)}  #${r.id}  ${r.type.padEnd(24)} ${r.actor.padEnd(14)} ${describe({ type: r.type, actor: r.actor, data: r.data } as AuditDraft)}`).join('\n'),
+          : rows.map((r) => oneLine(`${isoTime(r.ts)}  #${r.id}  ${r.type.padEnd(24)} ${r.actor.padEnd(14)} ${describe({ type: r.type, actor: r.actor, data: r.data } as AuditDraft)}`)).join('\n'),
       };
     },
   },

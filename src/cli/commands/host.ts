@@ -7,6 +7,7 @@ import { fetchHostKey } from '../../proxy/hostkey.js';
 import { GatehouseError } from '../../shared/errors.js';
 import { str, strs, table, type Command } from '../command.js';
 import { confirm } from '../io.js';
+import { oneLine, writeText } from '../escape.js';
 
 // A host name or an IP address (v4 or v6); no spaces, no shell or URL syntax.
 const ADDRESS_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?|[0-9a-fA-F:.]+)$/;
@@ -72,8 +73,8 @@ export const commands: Command[] = [
       }
       const previous = h.hostKey ? parsePublicKey(h.hostKey).fingerprint : null;
       if (previous === presented.fingerprint) return { text: `host ${h.name} already has ${presented.fingerprint} pinned` };
-      ctx.stderr.write(`${h.name} (${h.address}:${h.port}) ${givenKey ? 'gets' : 'presents'} ${presented.publicKey.split(' ')[0]} ${presented.fingerprint}\n`);
-      if (previous) ctx.stderr.write(`WARNING: the pinned key is ${previous}; pinning the new one replaces it\n`);
+      writeText(ctx.stderr, oneLine(`${h.name} (${h.address}:${h.port}) ${givenKey ? 'gets' : 'presents'} ${presented.publicKey.split(' ')[0]} ${presented.fingerprint}`) + '\n');
+      if (previous) writeText(ctx.stderr, oneLine(`WARNING: the pinned key is ${previous}; pinning the new one replaces it`) + '\n');
       const yes = values.yes === true || (await confirm('Pin this key?', ctx.stdin, ctx.stderr));
       if (!yes) {
         throw new GatehouseError('GH_INVALID', 'host key not pinned', {
@@ -112,7 +113,7 @@ export const commands: Command[] = [
           `name:      ${h.name}`, `address:   ${h.address}:${h.port}`, `state:     ${h.enabled ? 'enabled' : 'disabled'}`,
           `groups:    ${h.groups.join(', ') || '-'}`, `host key:  ${j.hostKeyFingerprint ?? `not pinned (gatehouse host trust ${h.name})`}`,
           `created:   ${j.createdAt}`,
-        ].join('\n'),
+        ].map(oneLine).join('\n'),
       };
     },
   },

@@ -8,6 +8,7 @@ import { GatehouseError, notFound, usageError } from '../../shared/errors.js';
 import type { Store } from '../../store/types.js';
 import { parseIsoTime } from '../../shared/units.js';
 import { str, table, type Command } from '../command.js';
+import { oneLine } from '../escape.js';
 
 async function mustGetSession(store: Store, id: string) {
   const s = await store.sessions.get(id);
@@ -58,7 +59,7 @@ export const commands: Command[] = [
           `bytes:    ${s.bytesUp} up, ${s.bytesDown} down`,
           ...channels.map((c) => `channel ${c.channel}: ${c.kind} as ${c.login}@${c.host}${c.command ? ` ${JSON.stringify(c.command)}` : ''}${c.exitStatus !== null ? ` exit ${c.exitStatus}` : ''}${c.exitSignal ? ` signal ${c.exitSignal}` : ''}`),
           ...recordings.map((r) => `recording ${r.channel}: ${r.path} (${r.state}${r.size !== null ? `, ${r.size} B, sha256 ${r.sha256}` : ''})`),
-        ].join('\n'),
+        ].map(oneLine).join('\n'),
       };
     },
   },

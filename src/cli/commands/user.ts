@@ -10,6 +10,7 @@ import { checkName, checkRole } from '../../shared/names.js';
 import type { UserRecord } from '../../store/types.js';
 import { str, strs, table, type Command } from '../command.js';
 import { readInput, readSecretLine } from '../io.js';
+import { oneLine } from '../escape.js';
 
 /** The AAD that binds a sealed TOTP secret to its user row. */
 export const totpAad = (userId: number) => `totp:user:${userId}`;
@@ -76,7 +77,7 @@ export const commands: Command[] = [
         ...keys.map((k) => `  ${k.fingerprint} ${k.type} ${k.bits} ${k.comment}`.trimEnd()),
         `grants:    ${grants.length === 0 ? '-' : grants.map((g) => `#${g.id}`).join(', ')}`,
       ];
-      return { text: lines.join('\n'), json: { ...userJson(u), keys: keys.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment })), grants: grants.map((g) => g.id) } };
+      return { text: lines.map(oneLine).join('\n'), json: { ...userJson(u), keys: keys.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment })), grants: grants.map((g) => g.id) } };
     },
   },
   {
@@ -131,7 +132,7 @@ export const commands: Command[] = [
       const { store } = await ctx.open();
       const added = await store.keys.add(name!, keys, { actor: ctx.actor });
       return {
-        text: added.map((k) => `added ${k.fingerprint} (${k.type} ${k.bits}${k.comment ? ` ${k.comment}` : ''}) to ${name}`).join('\n'),
+        text: added.map((k) => oneLine(`added ${k.fingerprint} (${k.type} ${k.bits}${k.comment ? ` ${k.comment}` : ''}) to ${name}`)).join('\n'),
         json: added.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment })),
       };
     },

@@ -1,4 +1,6 @@
-import { hostKeyVerifier, verifyAuditHead, verifyRecordings, type RecordingCheck } from '../../recorder/verify.js';
+import { verifyCheckpoints, type WitnessReport } from '../../audit/witnesscheck.js';
+import { witnessPath } from '../../audit/witness.js';
+import { hostKeyVerifier, verifyRecordings, type RecordingCheck } from '../../recorder/verify.js';
 import { notFound } from '../../shared/errors.js';
 import type { Command } from '../command.js';
 
@@ -8,35 +10,52 @@ function verdictLabel(i: RecordingCheck): string {
   return i.verdict === 'live' ? 'live' : i.verdict.toUpperCase();
 }
 
+function witnessLines(w: WitnessReport): string[] {
+  const head = w.audit.signed === null
+    ? '  (no signed checkpoint yet)'
+    : `  signed head at event #${w.audit.signed}${w.audit.problems.length === 0 ? ': valid' : ''}${w.audit.rows > w.audit.signed ? ` (${w.audit.rows - w.audit.signed} newer events not yet checkpointed)` : ''}`;
+  return [
+    ...(w.audit.problems.length === 0 ? [head] : w.audit.problems.map((p) => `  audit head: BROKEN: ${p}`)),
+    w.problems.length > 0 ? `witness: ${w.file}: BROKEN`
+      : !w.witness.exists ? `witness: ${w.file}: missing`
+        : `witness: ${w.file}: ${w.witness.valid} signed checkpoint(s), all valid`,
+    ...w.problems.map((p) => `  ${p}`),
+  ];
+}
+
 export const commands: Command[] = [
   {
     names: ['verify'], args: '[SESSION_ID]',
-    summary: 'check recordings (intact / modified / truncated / missing), their signed chain, and the audit log chain; exit 1 on any failure',
+    summary: 'check recordings (intact / modified / truncated / missing), their signed chain, the audit log chain, and that the database still holds everything the witness (audit.witness) names; exit 1 on any failure',
     json: true, positionals: { min: 0, max: 1 },
     async handler(ctx, _v, [sessionId]) {
-      const { store, dataDir } = await ctx.open();
+      const { store, dataDir, config } = await ctx.open();
       if (sessionId !== undefined && !(await store.sessions.get(sessionId))) {
         throw notFound(`no session "${sessionId}"`, 'list sessions with: gatehouse sessions list');
       }
       const verifier = hostKeyVerifier(dataDir.hostKey);
-      const rec = await verifyRecordings(store, dataDir.paths.recordings, verifier, sessionId);
+      const witness = await verifyCheckpoints(store, verifier, witnessPath(config, dataDir));
+      const rec = await verifyRecordings(store, dataDir.paths.recordings, verifier, sessionId, { witness });
       const audit = await store.audit.verify();
-      const head = await verifyAuditHead(store, verifier);
-      const auditOk = audit.ok && head.ok;
+      const auditOk = audit.ok && witness.audit.problems.length === 0;
+      const ok = rec.ok && auditOk && witness.problems.length === 0;
       const lines = [
         `recordings: ${rec.items.length} checked; chain of ${rec.chain.rows} ${rec.chain.ok ? 'intact and signed' : 'BROKEN'}`,
         ...rec.chain.problems.map((p) => `  chain: ${p}`),
         ...rec.items.map((i) => `  ${`${i.sessionId}-${i.channel}`.padEnd(24)} ${verdictLabel(i)}  ${i.file}`),
         audit.ok ? `audit log: intact (${audit.rows} events, head ${audit.head.slice(0, 16)}…)` : `audit log: BROKEN at event #${audit.badId}: ${audit.problem}`,
-        head.ok ? (head.signedId === null ? '  (no signed head yet: the server signs it while it runs)' : `  signed head at event #${head.signedId}: valid`) : `  audit head: BROKEN: ${head.problem}`,
+        ...witnessLines(witness),
       ];
       return {
-        exitCode: rec.ok && auditOk ? 0 : 1,
+        exitCode: ok ? 0 : 1,
         text: lines.join('\n'),
         json: {
-          ok: rec.ok && auditOk,
+          ok,
           recordings: { ok: rec.ok, chain: rec.chain, items: rec.items },
-          audit: audit.ok ? { ok: head.ok, rows: audit.rows, head: audit.head, signedHead: head } : { ok: false, rows: audit.rows, badId: audit.badId, problem: audit.problem, signedHead: head },
+          audit: audit.ok
+            ? { ok: auditOk, rows: audit.rows, head: audit.head, signedHead: witness.audit }
+            : { ok: false, rows: audit.rows, badId: audit.badId, problem: audit.problem, signedHead: witness.audit },
+          witness: { ok: witness.problems.length === 0, file: witness.file, exists: witness.witness.exists, checkpoints: witness.witness.valid, problems: witness.problems },
         },
       };
     },

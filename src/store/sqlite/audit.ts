@@ -1,5 +1,5 @@
 import type { AuditRecord } from '../../audit/events.js';
-import { verifyChain, type ChainRow } from '../../audit/chain.js';
+import { GENESIS_HASH, verifyChain, type ChainRow } from '../../audit/chain.js';
 import type { Store } from '../types.js';
 import type { Ctx } from './db.js';
 
@@ -38,6 +38,14 @@ export function auditTable(ctx: Ctx): Store['audit'] {
     },
     async verify() {
       return verifyChain(db.prepare<[], ChainRow>('SELECT * FROM audit_log ORDER BY id').iterate());
+    },
+    async head() {
+      const last = db.prepare<[], { id: number; hash: string }>('SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1').get();
+      return last ? { count: last.id, hash: last.hash } : { count: 0, hash: GENESIS_HASH };
+    },
+    async get(id) {
+      const row = db.prepare<[number], ChainRow>('SELECT * FROM audit_log WHERE id = ?').get(id);
+      return row ? toRecord(row) : null;
     },
   };
 }

@@ -16,6 +16,9 @@ export function lockoutTable(ctx: Ctx): Store['lockout'] {
     },
     async recordFailure(uid, now, policy) {
       return db.transaction(() => {
+        // Already locked (by another connection or process): neither counted nor locked again.
+        const cur = db.prepare<[number], { locked_until: number }>('SELECT locked_until FROM user_locks WHERE user_id = ?').get(uid);
+        if (cur && cur.locked_until > now) return null;
         db.prepare('INSERT INTO auth_failures (user_id, ts) VALUES (?, ?)').run(uid, now);
         db.prepare('DELETE FROM auth_failures WHERE user_id = ? AND ts <= ?').run(uid, now - policy.windowMs);
         const n = (db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM auth_failures WHERE user_id = ?').get(uid))!.n;

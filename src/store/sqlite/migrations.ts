@@ -239,4 +239,10 @@ ${bumpPolicyVersion('totp', ['INSERT', 'DELETE'])}\
   `
   CREATE INDEX audit_log_session ON audit_log(json_extract(data, '$.session'));
   `,
+  // 7: the node (server) that runs a session: start-up recovery closes only its own node's sessions.
+  // Rows from before this have no node and are closed by whichever node starts.
+  `
+  ALTER TABLE sessions ADD COLUMN node TEXT;
+  CREATE INDEX sessions_live_node ON sessions(node) WHERE ended_at IS NULL;
+  `,
 ];

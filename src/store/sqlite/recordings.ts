@@ -14,8 +14,6 @@ const toRecord = (r: Row): RecordingRecord => ({
   signature: r.signature, startedAt: r.started_at, endedAt: r.ended_at,
 });
 
-export const RECORDINGS_HEAD_KEY = 'recordings.head';
-
 export function recordingsTable(ctx: Ctx): Store['recordings'] {
   const { db, clock } = ctx;
   const one = db.prepare<[string, number], Row>('SELECT * FROM recordings WHERE session_id = ? AND channel = ?');
@@ -33,17 +31,24 @@ export function recordingsTable(ctx: Ctx): Store['recordings'] {
         const prev = last?.chain_hash ?? RECORDINGS_GENESIS;
         const chain = recordingChainHash(prev, { seq, sessionId: r.sessionId, channel: r.channel, path: row.path, state: r.state, size: r.size, sha256: r.sha256 });
         const signature = sign(chain);
+        // No head is kept next to the chain: a removed last row is noticed through the signed
+        // checkpoints in the witness (audit/witness.ts), which live outside this database.
         db.prepare(`UPDATE recordings SET state = ?, truncated = ?, size = ?, sha256 = ?, seq = ?, prev_hash = ?, chain_hash = ?, signature = ?, ended_at = ?
           WHERE session_id = ? AND channel = ?`)
           .run(r.state, r.truncated ? 1 : 0, r.size, r.sha256, seq, prev, chain, signature, clock.now(), r.sessionId, r.channel);
-        // The signed head lets verify notice a removed last row, which no link in the chain can show.
-        db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
-          .run(RECORDINGS_HEAD_KEY, JSON.stringify({ seq, chainHash: chain, signature }));
         return toRecord(one.get(r.sessionId, r.channel)!);
       }).immediate();
     },
     async listOpen() {
       return db.prepare<[], Row>("SELECT * FROM recordings WHERE state = 'open' ORDER BY started_at").all().map(toRecord);
+    },
+    async head() {
+      const last = db.prepare<[], Row>('SELECT * FROM recordings WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1').get();
+      return last ? { count: last.seq!, hash: last.chain_hash ?? '', last: `${last.session_id}-${last.channel}` } : { count: 0, hash: RECORDINGS_GENESIS, last: null };
+    },
+    async bySeq(seq) {
+      const row = db.prepare<[number], Row>('SELECT * FROM recordings WHERE seq = ?').get(seq);
+      return row ? toRecord(row) : null;
     },
     async list(sessionId) {
       const sql = `SELECT * FROM recordings ${sessionId === undefined ? '' : 'WHERE session_id = ?'} ORDER BY seq IS NULL, seq, started_at`;

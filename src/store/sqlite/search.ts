@@ -36,5 +36,8 @@ export function webSessionsTable({ db }: Ctx): Store['webSessions'] {
     async destroy(sid) {
       db.prepare('DELETE FROM web_sessions WHERE sid = ?').run(sid);
     },
+    async purgeExpired(now) {
+      return db.prepare('DELETE FROM web_sessions WHERE expires_at <= ?').run(now).changes;
+    },
   };
 }

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { TERMINATED_PREFIXES, type ChannelRecord, type SessionFilter, type SessionRecord, type SessionStatus, type Store } from '../types.js';
 import type { Ctx } from './db.js';
 
@@ -15,12 +16,13 @@ interface SessionRow {
   end_reason: string | null;
   bytes_up: number;
   bytes_down: number;
+  node: string | null;
 }
 
 const toRecord = (r: SessionRow): SessionRecord => ({
   id: r.id, user: r.user_name, keyFingerprint: r.key_fingerprint, sourceAddr: r.source_addr, host: r.host_name,
   login: r.login, mode: r.mode, grantId: r.grant_id, startedAt: r.started_at, endedAt: r.ended_at,
-  endReason: r.end_reason, bytesUp: r.bytes_up, bytesDown: r.bytes_down,
+  endReason: r.end_reason, bytesUp: r.bytes_up, bytesDown: r.bytes_down, node: r.node,
 });
 
 function sessionWhere(f: SessionFilter): { where: string; args: (string | number)[] } {
@@ -53,8 +55,8 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
   const { db, clock } = ctx;
   return {
     async open(s) {
-      db.prepare('INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, clock.now());
+      db.prepare('INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at, node) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, clock.now(), s.node ?? os.hostname());
     },
     async setTarget(id, host, login, grantId) {
       // The first target a connection reaches names the session; later channels are in the channels table.
@@ -66,12 +68,14 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
       const r = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?').get(id);
       return r ? toRecord(r) : null;
     },
-    async closeInterrupted() {
+    async closeInterrupted(node = os.hostname()) {
+      // Another node's live sessions are its own business, never "left over" from this one's crash.
+      const mine = 'ended_at IS NULL AND (node = ? OR node IS NULL)';
       return db.transaction(() => {
-        const ids = db.prepare<[], { id: string }>('SELECT id FROM sessions WHERE ended_at IS NULL').all().map((r) => r.id);
+        const ids = db.prepare<[string], { id: string }>(`SELECT id FROM sessions WHERE ${mine}`).all(node).map((r) => r.id);
         const now = clock.now();
-        db.prepare("UPDATE channels SET ended_at = ? WHERE ended_at IS NULL").run(now);
-        db.prepare("UPDATE sessions SET ended_at = ?, end_reason = 'interrupted' WHERE ended_at IS NULL").run(now);
+        db.prepare(`UPDATE channels SET ended_at = ? WHERE ended_at IS NULL AND session_id IN (SELECT id FROM sessions WHERE ${mine})`).run(now, node);
+        db.prepare(`UPDATE sessions SET ended_at = ?, end_reason = 'interrupted' WHERE ${mine}`).run(now, node);
         return ids;
       }).immediate();
     },

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { assertNativeCrypto } from '../../../src/proxy/server.js';
-import { parseTarget, findHost } from '../../../src/proxy/target.js';
+import { parseTarget } from '../../../src/proxy/target.js';
+import { findHost } from '../../../src/auth/admit.js';
 import type { HostRecord } from '../../../src/store/types.js';
 
 describe('native crypto check', () => {

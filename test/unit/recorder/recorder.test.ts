@@ -1,22 +1,28 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
-import type { ChannelContext } from '../../../src/proxy/channels.js';
-import type { LiveConnection } from '../../../src/proxy/live.js';
 import { createRecorderFactory, RecordingUnavailable } from '../../../src/recorder/recorder.js';
 import { isFileTransfer } from '../../../src/proxy/target.js';
+import type { ChannelControl, ChannelInfo } from '../../../src/shared/channel.js';
 import { silentLogger } from '../../../src/shared/logger.js';
+import { Offload } from '../../../src/shared/offload.js';
 import { tempDir } from '../../helpers/cli.js';
 import { tempStore } from '../../helpers/store.js';
 
 const hostKey = Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').private);
 
-function ctx(): ChannelContext {
-  const live = { id: 'abc-123', identity: { user: 'alice', userId: 1, fingerprint: 'SHA256:x' }, source: '127.0.0.1' } as unknown as LiveConnection;
-  return { live, channel: 0, kind: 'exec', command: 'ls', host: 'web1', login: 'deploy', pty: null, abort: () => undefined, track: () => undefined };
+const offload = new Offload();
+afterAll(() => offload.stop());
+
+function info(): ChannelInfo {
+  return { sessionId: 'abc-123', channel: 0, user: 'alice', kind: 'exec', command: 'ls', action: 'exec', host: 'web1', login: 'deploy', pty: null };
 }
+function control(track: (p: Promise<unknown>) => void = () => undefined): ChannelControl {
+  return { abort: () => undefined, track, counter: {} };
+}
+const ignore = control();
 
 async function factoryWith(required: boolean) {
   const dir = tempDir();
@@ -26,22 +32,36 @@ async function factoryWith(required: boolean) {
   // The recording root is a regular file, so no recording can be created under it.
   const root = path.join(dir, 'not-a-dir');
   fs.writeFileSync(root, '');
-  const factory = createRecorderFactory({ config: loadConfig({ config: cfgFile }, {}), store, clock: { now: () => 0 }, log: silentLogger(), root, hostKey });
+  const factory = createRecorderFactory({ config: loadConfig({ config: cfgFile }, {}), store, clock: { now: () => 0 }, log: silentLogger(), root, hostKey, offload });
   return { factory, store };
 }
 
 describe('recorder policy', () => {
   it('fails closed by default: no recording, no session, and the audit says so', async () => {
     const { factory, store } = await factoryWith(true);
-    await expect(factory(ctx())).rejects.toBeInstanceOf(RecordingUnavailable);
+    await expect(factory(info(), ignore)).rejects.toBeInstanceOf(RecordingUnavailable);
     const ev = (await store.audit.list({ type: 'recording.failed' }))[0]!;
     expect(ev.data).toMatchObject({ session: 'abc-123', user: 'alice', required: true, phase: 'open' });
   });
 
   it('recording.required: false lets the session go on unrecorded, audited', async () => {
     const { factory, store } = await factoryWith(false);
-    await expect(factory(ctx())).resolves.toEqual([]);
+    await expect(factory(info(), ignore)).resolves.toEqual([]);
     expect((await store.audit.list({ type: 'recording.failed' }))[0]!.data).toMatchObject({ required: false });
+  });
+
+  it('a stopped app refuses to record (fails closed at open) and leaves no empty recording file behind', async () => {
+    const dir = tempDir();
+    const cfgFile = path.join(dir, 'g.yaml');
+    fs.writeFileSync(cfgFile, 'recording:\n  minFreeSpace: 0\n');
+    const { store } = tempStore();
+    const stopped = new Offload();
+    await stopped.stop();
+    const root = path.join(dir, 'recordings');
+    const factory = createRecorderFactory({ config: loadConfig({ config: cfgFile }, {}), store, clock: { now: () => 0 }, log: silentLogger(), root, hostKey, offload: stopped });
+    await expect(factory(info(), ignore)).rejects.toBeInstanceOf(RecordingUnavailable);
+    expect((await store.audit.list({ type: 'recording.failed' }))[0]!.data).toMatchObject({ phase: 'open', error: 'the hashing thread stopped' });
+    expect(fs.readdirSync(root, { recursive: true }).filter((f) => String(f).endsWith('.cast'))).toEqual([]);
   });
 
   it.each([
@@ -61,10 +81,10 @@ describe('recording.input', () => {
     await store.sessions.open({ id: 'abc-123', user: 'alice', keyFingerprint: 'k', sourceAddr: '127.0.0.1', mode: 'command' });
     await store.sessions.openChannel({ sessionId: 'abc-123', channel: 0, kind: 'shell', command: null, pty: true, host: 'web1', login: 'deploy' });
     const root = path.join(dir, 'recordings');
-    const factory = createRecorderFactory({ config: loadConfig({ config: cfgFile }, {}), store, clock: { now: () => Date.UTC(2026, 10, 24) }, log: silentLogger(), root, hostKey });
+    const factory = createRecorderFactory({ config: loadConfig({ config: cfgFile }, {}), store, clock: { now: () => Date.UTC(2026, 10, 24) }, log: silentLogger(), root, hostKey, offload });
     const tracked: Promise<unknown>[] = [];
-    const c = { ...ctx(), kind: 'shell' as const, command: null, pty: { cols: 80, rows: 24, width: 0, height: 0, term: 'xterm', modes: {} }, track: (p: Promise<unknown>) => { tracked.push(p); } };
-    const [rec] = await factory(c as ChannelContext);
+    const c: ChannelInfo = { ...info(), kind: 'shell', command: null, action: 'shell', pty: { cols: 80, rows: 24, term: 'xterm' } };
+    const [rec] = await factory(c, control((p) => { tracked.push(p); }));
     rec!.onInput!(Buffer.from('sudo -s\rhunter2\r'));
     rec!.onOutput!(Buffer.from('[sudo] password: '), 'stdout');
     rec!.onEnd!({ code: 0, signal: null, coreDumped: false, description: '' }, 'target_closed');

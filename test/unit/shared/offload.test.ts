@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { Sink, stopOffloadWorkerForTests } from '../../../src/shared/offload.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Offload, Sink } from '../../../src/shared/offload.js';
 import { tempDir } from '../../helpers/cli.js';
 
 /** Chunks of every size class: tiny, packet-sized, and larger than one batch (1 MiB). */
@@ -12,11 +12,14 @@ function chunks(): Buffer[] {
 }
 
 describe('offload sinks (hashing and recording writes on the worker thread)', () => {
+  const offload = new Offload();
+  afterAll(() => offload.stop());
+
   it('hash exactly what was written, whatever the chunk sizes, with several sinks interleaved', async () => {
     const a = chunks();
     const b = chunks().reverse();
-    const sa = new Sink(null);
-    const sb = new Sink(null);
+    const sa = new Sink(offload, null);
+    const sb = new Sink(offload, null);
     for (let i = 0; i < a.length; i++) { sa.write(a[i]!); sb.write(b[i]!); }
     const [ra, rb] = await Promise.all([sa.close(), sb.close()]);
     expect(ra).toEqual({ size: Buffer.concat(a).length, sha256: createHash('sha256').update(Buffer.concat(a)).digest('hex'), error: null });
@@ -24,7 +27,7 @@ describe('offload sinks (hashing and recording writes on the worker thread)', ()
   });
 
   it('the caller may reuse its buffer right after write(): the sink copied it', async () => {
-    const s = new Sink(null);
+    const s = new Sink(offload, null);
     const buf = Buffer.from('first');
     s.write(buf);
     buf.write('XXXXX');
@@ -34,7 +37,7 @@ describe('offload sinks (hashing and recording writes on the worker thread)', ()
   it('writes a file in order, flushes on demand and fsyncs at close', async () => {
     const file = path.join(tempDir(), 'out.bin');
     const fd = fs.openSync(file, 'wx', 0o600);
-    const s = new Sink(fd);
+    const s = new Sink(offload, fd);
     const data = chunks();
     s.write(data[0]!);
     s.write(data[1]!);
@@ -53,7 +56,7 @@ describe('offload sinks (hashing and recording writes on the worker thread)', ()
     fs.writeFileSync(file, '');
     const fd = fs.openSync(file, 'r');
     const errors: Error[] = [];
-    const s = new Sink(fd, (err) => errors.push(err));
+    const s = new Sink(offload, fd, (err) => errors.push(err));
     s.write(Buffer.from('x'.repeat(100)));
     s.flush();
     s.write(Buffer.from('y'));
@@ -66,15 +69,46 @@ describe('offload sinks (hashing and recording writes on the worker thread)', ()
   });
 
   it('if the worker dies, open sinks fail (a recording then fails closed) and the next sink gets a new worker', async () => {
+    const own = new Offload();
     const errors: Error[] = [];
-    const s = new Sink(null, (err) => errors.push(err));
+    const s = new Sink(own, null, (err) => errors.push(err));
     s.write(Buffer.from('before the crash'));
     s.flush();
-    await stopOffloadWorkerForTests();
+    await own.crashForTests();
     expect(errors.map((e) => e.message)).toEqual(['the hashing thread stopped']);
     expect((await s.close()).error?.message).toBe('the hashing thread stopped');
-    const next = new Sink(null);
+    const next = new Sink(own, null);
     next.write(Buffer.from('after'));
     expect((await next.close()).sha256).toBe(createHash('sha256').update('after').digest('hex'));
+    await own.stop();
+  });
+
+  it('start() waits for the worker to load; stop() fails open sinks and refuses new ones until the next start()', async () => {
+    const own = new Offload();
+    await own.start();
+    const errors: Error[] = [];
+    const open = new Sink(own, null, (err) => errors.push(err));
+    open.write(Buffer.from('cut short'));
+    await own.stop();
+    expect(errors.map((e) => e.message)).toEqual(['the hashing thread stopped']);
+    expect((await open.close()).error?.message).toBe('the hashing thread stopped');
+    expect(() => new Sink(own, null)).toThrow('the hashing thread stopped');
+    await own.start();
+    const again = new Sink(own, null);
+    again.write(Buffer.from('restarted'));
+    expect((await again.close()).sha256).toBe(createHash('sha256').update('restarted').digest('hex'));
+    await own.stop();
+  });
+
+  it('two apps do not share a worker: stopping one leaves the other\'s sinks running', async () => {
+    const a = new Offload();
+    const b = new Offload();
+    const sb = new Sink(b, null);
+    sb.write(Buffer.from('b keeps going'));
+    sb.flush();
+    new Sink(a, null).write(Buffer.from('a'));
+    await a.stop();
+    expect((await sb.close())).toEqual({ size: 13, sha256: createHash('sha256').update('b keeps going').digest('hex'), error: null });
+    await b.stop();
   });
 });

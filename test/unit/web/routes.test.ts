@@ -23,13 +23,19 @@ let store: Store;
 let masterKey: Buffer;
 const clock = new ManualClock(Date.UTC(2026, 10, 24, 12, 0, 0));
 
-type Jar = { cookie: string };
+/** The browser's cookie jar, reduced to what the UI sets: the session and the CSRF cookie. */
+type Jar = { cookie: string; all?: Map<string, string> };
 function cookieFrom(res: { headers: Record<string, unknown> }, jar: Jar): void {
   const set = res.headers['set-cookie'];
+  jar.all ??= new Map(jar.cookie ? jar.cookie.split('; ').map((p) => p.split('=', 2) as [string, string]) : []);
   for (const c of (Array.isArray(set) ? set : set ? [set] : []) as string[]) {
     const [pair] = c.split(';');
-    if (pair!.startsWith('gh_session=')) jar.cookie = pair!;
+    const eq = pair!.indexOf('=');
+    const [name, value] = [pair!.slice(0, eq), pair!.slice(eq + 1)];
+    if (value === '' || /Expires=Thu, 01 Jan 1970/i.test(c)) jar.all.delete(name);
+    else jar.all.set(name, value);
   }
+  jar.cookie = [...jar.all].map(([k, v]) => `${k}=${v}`).join('; ');
 }
 
 async function csrfFrom(url: string, jar: Jar): Promise<string> {
