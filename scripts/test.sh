@@ -51,7 +51,7 @@ node -e '
 rm -f "$report"
 # What the test run's teardown found (processes still running, directories not removed), and
 # anything left outside the run's root.
-left="$(cat "$run_tmp/leftovers.txt" 2>/dev/null; rm -f "$run_tmp/leftovers.txt"; find "$run_tmp" -mindepth 1 -maxdepth 2 2>/dev/null | sed "s|^$run_tmp/||" | grep -Ev '^(tsx-[0-9]+|node-compile-cache|v8-compile-cache(-[0-9]+)?)(/|$)' | sort)"
+left="$(cat "$run_tmp/leftovers.txt" 2>/dev/null; rm -f "$run_tmp/leftovers.txt"; find "$run_tmp" -mindepth 1 -maxdepth 2 2>/dev/null | sed "s|^$run_tmp/||" | { grep -Ev '^(tsx-[0-9]+|node-compile-cache|v8-compile-cache(-[0-9]+)?)(/|$)' || true; } | sort)"
 if [ -n "$left" ]; then
   echo "test.sh: the run left these behind (every test must remove what it makes, also when it fails):" >&2
   printf '%s\n' "$left" | sed 's/^/  /' >&2
