@@ -79,6 +79,10 @@ async function setup() {
     ops.push({ name, key: k, secret });
   }
   store.close();
+  // One server per data directory (the second would be refused by the data-dir lock): the server
+  // without recording gets a copy, made while no server runs.
+  const dataNoRec = `${data}-norec`;
+  fs.cpSync(data, dataNoRec, { recursive: true });
 
   const askpass = path.join(dir, 'askpass.sh');
   fs.writeFileSync(askpass, '#!/bin/sh\nexec oathtool --totp -b "$GH_TOTP_SECRET"\n', { mode: 0o755 });
@@ -87,7 +91,8 @@ async function setup() {
     const cfg = path.join(dir, `gh-${port}.yaml`);
     fs.writeFileSync(cfg, `sessions:\n  maxPerUser: 2000\n  idleTimeout: 1h\nlog:\n  level: warn\n`);
     const prof = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : [];
-    const p = startProc(process.execPath, [...prof, BIN, 'serve', '--data', data, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+    const own = extra.includes('--bench-no-recording') ? dataNoRec : data;
+    const p = startProc(process.execPath, [...prof, BIN, 'serve', '--data', own, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
     await p.waitFor(/ssh on/);
     procs.push(p);
     return { port, proc: p };
