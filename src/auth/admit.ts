@@ -50,6 +50,23 @@ export interface AdmitOptions {
   quiet?: boolean;
 }
 
+export type IdentityCheck = { ok: true; user: UserRecord } | { ok: false; reason: AdmitReason; message: string };
+
+/**
+ * Is this still the identity that proved itself: the same account (not removed and re-created),
+ * enabled, the same key, the same TOTP enrolment? The login asks it between the two factors and at
+ * success; the gate asks it (plus the operator role) before every action and at every re-check.
+ */
+export async function checkIdentity(store: Store, id: Identity): Promise<IdentityCheck> {
+  const user = await store.users.get(id.user);
+  if (!user || user.id !== id.userId) return { ok: false, reason: 'user_removed', message: 'your account no longer exists' };
+  if (user.disabled) return { ok: false, reason: 'user_disabled', message: `user ${user.name} is disabled` };
+  const key = await store.keys.byFingerprint(id.fingerprint);
+  if (!key || key.user !== user.name) return { ok: false, reason: 'key_removed', message: 'the key you logged in with was removed' };
+  if (((await store.totp.get(user.name))?.createdAt ?? null) !== id.totpCreatedAt) return { ok: false, reason: 'totp_reset', message: 'your TOTP enrolment was reset' };
+  return { ok: true, user };
+}
+
 export class Gate {
   constructor(private readonly deps: GateDeps) {}
 
@@ -76,16 +93,11 @@ export class Gate {
    * The login itself, with no target: the account, the key and the TOTP enrolment must still be
    * the ones proven. Revocation asks this of every live connection; every admit() starts with it.
    */
-  async identity(id: Identity): Promise<{ ok: true; user: UserRecord } | { ok: false; reason: AdmitReason; message: string }> {
-    const { store } = this.deps;
-    const user = await store.users.get(id.user);
-    if (!user || user.id !== id.userId) return { ok: false, reason: 'user_removed', message: 'your account no longer exists' };
-    if (user.disabled) return { ok: false, reason: 'user_disabled', message: `user ${user.name} is disabled` };
-    if (!user.roles.includes('operator')) return { ok: false, reason: 'not_operator', message: `user ${user.name} does not have the operator role` };
-    const key = await store.keys.byFingerprint(id.fingerprint);
-    if (!key || key.user !== user.name) return { ok: false, reason: 'key_removed', message: 'the key you logged in with was removed' };
-    if (((await store.totp.get(user.name))?.createdAt ?? null) !== id.totpCreatedAt) return { ok: false, reason: 'totp_reset', message: 'your TOTP enrolment was reset' };
-    return { ok: true, user };
+  async identity(id: Identity): Promise<IdentityCheck> {
+    const who = await checkIdentity(this.deps.store, id);
+    if (!who.ok) return who;
+    if (!who.user.roles.includes('operator')) return { ok: false, reason: 'not_operator', message: `user ${who.user.name} does not have the operator role` };
+    return who;
   }
 
   /**

@@ -9,6 +9,7 @@ import type { AddressThrottle, MfaGrace } from './throttle.js';
 import { clientName } from './names.js';
 import type { PendingMfa } from './pending.js';
 import { checkSecondFactor } from './secondfactor.js';
+import { checkIdentity } from './admit.js';
 
 /**
  * Two factors on every connection: the public key first (a query gets PK_OK, a signature is
@@ -174,15 +175,12 @@ export class ConnectionAuth {
    */
   private async changedSinceKey(who: Identity, rec: TotpRecord): Promise<string | null> {
     const { store, clock } = this.deps;
-    const user = await store.users.get(who.user);
-    if (!user || user.id !== who.userId) return 'user_removed';
-    if (user.disabled) return 'user_disabled';
-    const key = await store.keys.byFingerprint(who.fingerprint);
-    if (!key || key.user !== user.name) return 'key_removed';
-    const now = await store.totp.get(user.name);
-    if (!now || now.createdAt !== rec.createdAt || now.userId !== user.id) return 'totp_reset';
-    if (who.totpCreatedAt !== null && who.totpCreatedAt !== rec.createdAt) return 'totp_reset';
-    if ((await store.lockout.lockedUntil(user.id, clock.now())) !== null) return 'locked';
+    // The enrolment the prompt was opened for: the code is checked against this record.
+    const id = { ...who, totpCreatedAt: who.totpCreatedAt ?? rec.createdAt };
+    if (rec.createdAt !== id.totpCreatedAt) return 'totp_reset';
+    const same = await checkIdentity(store, id);
+    if (!same.ok) return same.reason;
+    if ((await store.lockout.lockedUntil(same.user.id, clock.now())) !== null) return 'locked';
     return null;
   }
 
