@@ -185,6 +185,40 @@ export interface SessionFilter {
 
 export type SessionStatus = 'live' | 'ended' | 'terminated' | 'interrupted';
 
+/** Trigram search cannot match fewer characters than this (shorter text matches nothing). */
+export const MIN_SEARCH_CHARS = 3;
+
+/**
+ * The auditors' search: text (substring of what a session printed) and every filter in one query,
+ * newest first. Paging with limit/offset walks every match; `total` counts every match.
+ */
+export interface SessionQuery {
+  /** At least MIN_SEARCH_CHARS characters, matched as a literal substring (never query syntax). */
+  text?: string | undefined;
+  user?: string | undefined;
+  host?: string | undefined;
+  /** started_at >= since (epoch ms). */
+  since?: number | undefined;
+  /** started_at < until (epoch ms). */
+  until?: number | undefined;
+  status?: SessionStatus | undefined;
+  limit: number;
+  offset: number;
+}
+
+/** Where the text first appears in a session: the lowest matching channel, its earliest moment (s). */
+export interface SessionHit {
+  channel: number;
+  t: number;
+}
+
+export interface SessionQueryResult {
+  items: { session: SessionRecord; hit: SessionHit | null }[];
+  total: number;
+  /** False when `total` is a lower bound ("more than total"); a backend that counts exactly says true. */
+  exact: boolean;
+}
+
 /** End reasons that mean gatehouse ended the session (revocation, kill, limits). */
 export const TERMINATED_PREFIXES = ['revoked', 'killed', 'idle', 'max_', 'grant', 'host'] as const;
 
@@ -284,6 +318,8 @@ export interface Store {
     closeChannel(c: { sessionId: string; channel: number; exitStatus: number | null; exitSignal: string | null } & StreamDigests): Promise<void>;
     list(filter: SessionFilter): Promise<SessionRecord[]>;
     count(filter: SessionFilter): Promise<number>;
+    /** Search and filter in one query (the web page and `sessions search` both use it). */
+    query(q: SessionQuery): Promise<SessionQueryResult>;
     get(id: string): Promise<SessionRecord | null>;
     channels(id: string): Promise<ChannelRecord[]>;
   };
@@ -306,7 +342,10 @@ export interface Store {
   readonly search: {
     /** Index the text a recording printed, in chunks with their time (seconds) in the recording. */
     index(sessionId: string, channel: number, chunks: { t: number; text: string }[]): Promise<void>;
-    /** Sessions whose output contains `text` (substring), with the first moment it appears. */
+    /**
+     * Sessions whose output contains `text` (substring), with the first moment it appears: the newest
+     * `limit` only. To list or count matches, use sessions.query, which has no cut.
+     */
     find(text: string, limit: number): Promise<{ sessionId: string; channel: number; t: number }[]>;
   };
   readonly webSessions: {

@@ -6,7 +6,7 @@ import { exportManifest } from '../recorder/manifest.js';
 import type { RecordingsReport } from '../recorder/verify.js';
 import { isoTime } from '../shared/clock.js';
 import { formatDuration, parseIsoTime } from '../shared/units.js';
-import { sessionStatus, type RecordingRecord } from '../store/types.js';
+import { MIN_SEARCH_CHARS, sessionStatus, type RecordingRecord } from '../store/types.js';
 import { Html, html, page } from './html.js';
 import { badInput, DATE, digits, matching, oneOf, only, SESSION_ID, text, USER_NAME } from './input.js';
 import { tar } from './tar.js';
@@ -65,12 +65,16 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const pageNo = Math.max(1, Number(q.page) || 1);
     const since = sinceOf(q);
     const statusFilter = STATUSES.find((x) => x === q.status);
-    const searching = !!q.q && q.q.trim().length >= 3;
-    const hits = new Map<string, { channel: number; t: number }>();
-    if (searching) for (const h of await store.search.find(q.q!.trim(), 1000)) if (!hits.has(h.sessionId)) hits.set(h.sessionId, h);
-    // Filters, search hits (at most 1000 ids) and paging all run in SQL, whatever the number of sessions.
-    const filter = { user: q.user || undefined, host: q.host || undefined, since, status: statusFilter, ids: searching ? [...hits.keys()] : undefined };
-    const [rows, total] = await Promise.all([store.sessions.list({ ...filter, limit: PAGE_SIZE, offset: (pageNo - 1) * PAGE_SIZE }), store.sessions.count(filter)]);
+    const searchText = q.q?.trim() ?? '';
+    const searching = [...searchText].length >= MIN_SEARCH_CHARS;
+    // Text, filters, paging and the count are one store query: every match is reachable, the count is exact.
+    const found = await store.sessions.query({
+      text: searching ? searchText : undefined, user: q.user || undefined, host: q.host || undefined, since, status: statusFilter,
+      limit: PAGE_SIZE, offset: (pageNo - 1) * PAGE_SIZE,
+    });
+    const rows = found.items.map((i) => i.session);
+    const hits = new Map(found.items.map((i) => [i.session.id, i.hit]));
+    const total = found.total;
     const now = clock.now();
     // Command and integrity for the rows on this page only (a file check per recording shown).
     const extra = new Map(await Promise.all(rows.map(async (r) => {
@@ -85,7 +89,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         <input name="since" placeholder="since (ISO date)" value="${q.since ?? ''}">
         <select name="status">${['', 'live', 'ended', 'terminated', 'interrupted'].map((s) => html`<option value="${s}"${new Html(q.status === s ? ' selected' : '')}>${s || 'any status'}</option>`)}</select>
         <button type="submit">Find</button></form>
-      <p>${total} session(s)${q.q && q.q.trim().length < 3 ? ' (search needs at least 3 characters)' : ''}</p>
+      <p>${found.exact ? '' : 'more than '}${total} session(s)${searchText && !searching ? ` (search needs at least ${MIN_SEARCH_CHARS} characters)` : ''}</p>
       <table><thead><tr><th>Session</th><th>User</th><th>From</th><th>Target</th><th>Command</th><th>Started</th><th>Duration</th><th>Status</th><th>Recording</th></tr></thead><tbody>
       ${rows.map((s) => {
         const hit = hits.get(s.id);

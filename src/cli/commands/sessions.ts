@@ -5,10 +5,19 @@ import { replayCast } from '../../recorder/replay.js';
 import { exportManifest, sessionJson } from '../../recorder/manifest.js';
 import { isoTime } from '../../shared/clock.js';
 import { GatehouseError, notFound, usageError } from '../../shared/errors.js';
-import type { Store } from '../../store/types.js';
+import { MIN_SEARCH_CHARS, sessionStatus, type SessionStatus, type Store } from '../../store/types.js';
 import { parseIsoTime } from '../../shared/units.js';
 import { str, table, type Command } from '../command.js';
 import { oneLine } from '../escape.js';
+
+const STATUSES: readonly SessionStatus[] = ['live', 'ended', 'terminated', 'interrupted'];
+const SEARCH_LIMIT = 50;
+
+function whole(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!/^[0-9]{1,9}$/.test(v)) throw usageError(`${name}: "${v}" is not a whole number`);
+  return Number(v);
+}
 
 async function mustGetSession(store: Store, id: string) {
   const s = await store.sessions.get(id);
@@ -35,6 +44,48 @@ export const commands: Command[] = [
             s.id, s.user, s.host ? `${s.login}@${s.host}` : '-', s.sourceAddr, isoTime(s.startedAt),
             s.endedAt === null ? 'live' : `${isoTime(s.endedAt)}${s.endReason ? ` (${s.endReason})` : ''}`,
           ])),
+      };
+    },
+  },
+  {
+    names: ['sessions', 'search'], args: 'TEXT [--user U] [--host H] [--since ISO] [--until ISO] [--status S] [--limit N] [--offset N]',
+    summary: 'sessions whose output contains TEXT (a literal substring), newest first, with the exact count', json: true,
+    help: `The same query as the web UI's sessions page: every match is counted and reachable with --offset.
+TEXT needs at least ${MIN_SEARCH_CHARS} characters. --status is one of ${STATUSES.join(', ')}. --limit defaults to ${SEARCH_LIMIT}.
+Each row names where the text first appears: CHANNEL@SECONDS (gatehouse sessions play ID --channel CHANNEL).`,
+    options: {
+      user: { type: 'string' }, host: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' },
+      status: { type: 'string' }, limit: { type: 'string' }, offset: { type: 'string' },
+    },
+    positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [raw]) {
+      const text = raw!.trim();
+      if ([...text].length < MIN_SEARCH_CHARS) throw usageError(`search text needs at least ${MIN_SEARCH_CHARS} characters`);
+      const status = str(values, 'status');
+      if (status !== undefined && !STATUSES.includes(status as SessionStatus)) throw usageError(`--status: "${status}" is not one of ${STATUSES.join(', ')}`);
+      const since = str(values, 'since');
+      const until = str(values, 'until');
+      const limit = whole(str(values, 'limit'), '--limit', SEARCH_LIMIT);
+      if (limit === 0) throw usageError('--limit: at least 1');
+      const offset = whole(str(values, 'offset'), '--offset', 0);
+      const { store } = await ctx.open();
+      const r = await store.sessions.query({
+        text, user: str(values, 'user'), host: str(values, 'host'), status: status as SessionStatus | undefined,
+        since: since === undefined ? undefined : parseIsoTime(since, '--since'),
+        until: until === undefined ? undefined : parseIsoTime(until, '--until'),
+        limit, offset,
+      });
+      const total = `${r.exact ? '' : 'more than '}${r.total}`;
+      const shown = r.items.length === 0 ? '' : `${offset + 1}-${offset + r.items.length} of `;
+      const more = offset + r.items.length < r.total ? ` (next: --offset ${offset + r.items.length})` : '';
+      return {
+        json: { total: r.total, exact: r.exact, offset, sessions: r.items.map((i) => ({ ...sessionJson(i.session), status: sessionStatus(i.session), hit: i.hit })) },
+        text: [
+          ...(r.items.length === 0 ? [] : [table(['ID', 'USER', 'TARGET', 'STARTED', 'STATUS', 'HIT'], r.items.map(({ session: s, hit }) => [
+            s.id, s.user, s.host ? `${s.login}@${s.host}` : '-', isoTime(s.startedAt), sessionStatus(s), hit ? `${hit.channel}@${hit.t}` : '-',
+          ]))]),
+          `${shown}${total} session(s)${more}`,
+        ].join('\n'),
       };
     },
   },

@@ -245,4 +245,37 @@ ${bumpPolicyVersion('totp', ['INSERT', 'DELETE'])}\
   ALTER TABLE sessions ADD COLUMN node TEXT;
   CREATE INDEX sessions_live_node ON sessions(node) WHERE ended_at IS NULL;
   `,
+  // 8: the auditors' search. Every filter of the sessions list has an index that also gives the
+  // newest-first order, and the status is a stored column (written where a session ends, by
+  // sessionStatus()) instead of end-reason matching per row. The backfill spells out the end-reason
+  // rules of this release (TERMINATED_PREFIXES) so that this SQL never changes with the code.
+  `
+  ALTER TABLE sessions ADD COLUMN status TEXT NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'ended', 'terminated', 'interrupted'));
+  UPDATE sessions SET status = CASE
+    WHEN ended_at IS NULL THEN 'live'
+    WHEN end_reason = 'interrupted' THEN 'interrupted'
+    WHEN instr(end_reason, 'revoked') = 1 OR instr(end_reason, 'killed') = 1 OR instr(end_reason, 'idle') = 1
+      OR instr(end_reason, 'max_') = 1 OR instr(end_reason, 'grant') = 1 OR instr(end_reason, 'host') = 1 THEN 'terminated'
+    ELSE 'ended' END;
+  CREATE INDEX sessions_user_started ON sessions(user_name, started_at);
+  CREATE INDEX sessions_host_started ON sessions(host_name, started_at);
+  CREATE INDEX sessions_status_started ON sessions(status, started_at);
+
+  -- A search learns which sessions match from the rowids alone, without reading stored text:
+  -- session_text rowids are (sessions.text_key << 24) + n, n = 1..text_chunks. text_key is a stable
+  -- number of its own (a rowid may change on VACUUM). Chunks of no session share key 0.
+  ALTER TABLE sessions ADD COLUMN text_key INTEGER;
+  ALTER TABLE sessions ADD COLUMN text_chunks INTEGER NOT NULL DEFAULT 0;
+  UPDATE sessions SET text_key = rowid;
+  CREATE UNIQUE INDEX sessions_text_key ON sessions(text_key);
+  UPDATE sessions SET text_chunks = x.n FROM (SELECT session_id, count(*) AS n FROM session_text GROUP BY session_id) AS x
+    WHERE x.session_id = sessions.id;
+  CREATE VIRTUAL TABLE session_text_keyed USING fts5(session_id UNINDEXED, channel UNINDEXED, t UNINDEXED, chunk, tokenize = 'trigram');
+  INSERT INTO session_text_keyed (rowid, session_id, channel, t, chunk)
+    SELECT (coalesce(s.text_key, 0) << 24) + row_number() OVER (PARTITION BY coalesce(s.text_key, 0) ORDER BY x.rowid),
+      x.session_id, x.channel, x.t, x.chunk
+    FROM session_text AS x LEFT JOIN sessions AS s ON s.id = x.session_id;
+  DROP TABLE session_text;
+  ALTER TABLE session_text_keyed RENAME TO session_text;
+  `,
 ];

@@ -1,16 +1,37 @@
+import { notFound } from '../../shared/errors.js';
 import type { Store } from '../types.js';
 import type { Ctx } from './db.js';
 
+/** User input never reaches MATCH syntax: it is one quoted phrase (a literal substring for trigram). */
+export function ftsPhrase(text: string): string {
+  return `"${text.replaceAll('"', '""')}"`;
+}
+
+/**
+ * session_text rowids are (sessions.text_key << TEXT_KEY_SHIFT) + n (migration 8): which sessions match
+ * is read from the rowids, without loading any stored text.
+ */
+export const TEXT_KEY_SHIFT = 24;
+/** Chunks one session can hold (about 16 GiB of text at a kilobyte a chunk; recordings index 32 MiB a channel). */
+const MAX_CHUNKS = 2 ** TEXT_KEY_SHIFT - 1;
+
 /** FTS5 with the trigram tokenizer: substring search ("tc/shad" finds /etc/shadow). */
 export function searchTable({ db }: Ctx): Store['search'] {
-  const insert = db.prepare('INSERT INTO session_text (session_id, channel, t, chunk) VALUES (?, ?, ?, ?)');
+  const keyOf = db.prepare<[string], { text_key: number | null; text_chunks: number }>('SELECT text_key, text_chunks FROM sessions WHERE id = ?');
+  const insert = db.prepare(`INSERT INTO session_text (rowid, session_id, channel, t, chunk) VALUES ((? << ${TEXT_KEY_SHIFT}) + ?, ?, ?, ?, ?)`);
+  const counted = db.prepare('UPDATE sessions SET text_chunks = ? WHERE id = ?');
   return {
     async index(sessionId, channel, chunks) {
-      db.transaction(() => { for (const c of chunks) insert.run(sessionId, channel, c.t, c.text); })();
+      db.transaction(() => {
+        const s = keyOf.get(sessionId);
+        if (!s || s.text_key === null) throw notFound(`no session "${sessionId}" to index text for`);
+        const take = chunks.slice(0, Math.max(0, MAX_CHUNKS - s.text_chunks));
+        take.forEach((c, i) => insert.run(s.text_key, s.text_chunks + i + 1, sessionId, channel, c.t, c.text));
+        counted.run(s.text_chunks + take.length, sessionId);
+      }).immediate();
     },
     async find(text, limit) {
-      // User input never reaches MATCH syntax: it is one quoted phrase.
-      const phrase = `"${text.replaceAll('"', '""')}"`;
+      const phrase = ftsPhrase(text);
       return db.prepare<[string, number], { session_id: string; channel: number; t: number }>(
         `SELECT session_id, channel, min(t) AS t FROM session_text WHERE session_text MATCH ? GROUP BY session_id, channel ORDER BY rowid DESC LIMIT ?`,
       ).all(phrase, limit).map((r) => ({ sessionId: r.session_id, channel: Number(r.channel), t: Number(r.t) }));

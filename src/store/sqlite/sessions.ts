@@ -1,6 +1,8 @@
 import os from 'node:os';
-import { TERMINATED_PREFIXES, type ChannelRecord, type SessionFilter, type SessionRecord, type SessionStatus, type Store } from '../types.js';
+import { invalid } from '../../shared/errors.js';
+import { MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionQuery, type SessionRecord, type Store } from '../types.js';
 import type { Ctx } from './db.js';
+import { ftsPhrase, TEXT_KEY_SHIFT } from './search.js';
 
 interface SessionRow {
   id: string;
@@ -17,6 +19,7 @@ interface SessionRow {
   bytes_up: number;
   bytes_down: number;
   node: string | null;
+  text_key: number | null;
 }
 
 const toRecord = (r: SessionRow): SessionRecord => ({
@@ -25,37 +28,52 @@ const toRecord = (r: SessionRow): SessionRecord => ({
   endReason: r.end_reason, bytesUp: r.bytes_up, bytesDown: r.bytes_down, node: r.node,
 });
 
-function sessionWhere(f: SessionFilter): { where: string; args: (string | number)[] } {
+/** The filters of list, count and query. Every one is served by an index (migration 8). */
+type Conditions = SessionFilter & { until?: number | undefined; text?: string | undefined };
+
+function sessionWhere(f: Conditions): { where: string; args: (string | number)[] } {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (f.live) where.push('ended_at IS NULL');
   if (f.user !== undefined) { where.push('user_name = ?'); args.push(f.user); }
   if (f.host !== undefined) { where.push('host_name = ?'); args.push(f.host); }
   if (f.since !== undefined) { where.push('started_at >= ?'); args.push(f.since); }
+  if (f.until !== undefined) { where.push('started_at < ?'); args.push(f.until); }
   if (f.ids !== undefined) {
     where.push(f.ids.length ? `id IN (${f.ids.map(() => '?').join(',')})` : '0');
     args.push(...f.ids);
   }
-  if (f.status !== undefined) {
-    // coalesce: a NULL reason is a plain end, and NOT (NULL) would drop the row.
-    const terminated = `(${TERMINATED_PREFIXES.map(() => "instr(coalesce(end_reason, ''), ?) = 1").join(' OR ')})`;
-    const sql: Record<SessionStatus, string> = {
-      live: 'ended_at IS NULL',
-      interrupted: "ended_at IS NOT NULL AND end_reason = 'interrupted'",
-      terminated: `ended_at IS NOT NULL AND ${terminated}`,
-      ended: `ended_at IS NOT NULL AND coalesce(end_reason, '') <> 'interrupted' AND NOT ${terminated}`,
-    };
-    where.push(sql[f.status]);
-    if (f.status === 'terminated' || f.status === 'ended') args.push(...TERMINATED_PREFIXES);
+  if (f.status !== undefined) { where.push('status = ?'); args.push(f.status); }
+  if (f.text !== undefined) {
+    // The distinct sessions whose text matches, read from the chunks' rowids (no stored text is
+    // loaded), meet the other filters through sessions_text_key.
+    where.push(`text_key IN (SELECT rowid >> ${TEXT_KEY_SHIFT} FROM session_text WHERE session_text MATCH ?)`);
+    args.push(ftsPhrase(f.text));
   }
   return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
 }
+
+/** Newest first; rowid breaks ties in started_at so that offset paging never skips or repeats a row. */
+const NEWEST_FIRST = 'ORDER BY started_at DESC, rowid DESC';
+
+/** The statements of sessions.query (exported so a test can check their plans). */
+export function querySql(q: Omit<SessionQuery, 'limit' | 'offset'>): { page: string; count: string; args: (string | number)[] } {
+  const { where, args } = sessionWhere({ text: q.text, user: q.user, host: q.host, since: q.since, until: q.until, status: q.status });
+  return { page: `SELECT * FROM sessions ${where} ${NEWEST_FIRST} LIMIT ? OFFSET ?`, count: `SELECT count(*) AS n FROM sessions ${where}`, args };
+}
+
+const pageSize = (n: number, what: string) => {
+  if (!Number.isSafeInteger(n) || n < 0) throw invalid(`${what} must be a whole number, 0 or more`);
+  return n;
+};
 
 export function sessionsTable(ctx: Ctx): Store['sessions'] {
   const { db, clock } = ctx;
   return {
     async open(s) {
-      db.prepare('INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at, node) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      // One statement: the next text_key is taken under the write lock, whichever process opens.
+      db.prepare(`INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at, node, text_key)
+        VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(text_key), 0) + 1 FROM sessions))`)
         .run(s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, clock.now(), s.node ?? os.hostname());
     },
     async setTarget(id, host, login, grantId) {
@@ -63,8 +81,9 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
       db.prepare('UPDATE sessions SET host_name = ?, login = ?, grant_id = ? WHERE id = ? AND host_name IS NULL').run(host, login, grantId, id);
     },
     async close(id, reason, bytesUp, bytesDown) {
-      db.prepare('UPDATE sessions SET ended_at = ?, end_reason = ?, bytes_up = ?, bytes_down = ? WHERE id = ? AND ended_at IS NULL')
-        .run(clock.now(), reason, bytesUp, bytesDown, id);
+      const now = clock.now();
+      db.prepare('UPDATE sessions SET ended_at = ?, end_reason = ?, status = ?, bytes_up = ?, bytes_down = ? WHERE id = ? AND ended_at IS NULL')
+        .run(now, reason, sessionStatus({ endedAt: now, endReason: reason }), bytesUp, bytesDown, id);
       const r = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?').get(id);
       return r ? toRecord(r) : null;
     },
@@ -75,7 +94,7 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
         const ids = db.prepare<[string], { id: string }>(`SELECT id FROM sessions WHERE ${mine}`).all(node).map((r) => r.id);
         const now = clock.now();
         db.prepare(`UPDATE channels SET ended_at = ? WHERE ended_at IS NULL AND session_id IN (SELECT id FROM sessions WHERE ${mine})`).run(now, node);
-        db.prepare(`UPDATE sessions SET ended_at = ?, end_reason = 'interrupted' WHERE ${mine}`).run(now, node);
+        db.prepare(`UPDATE sessions SET ended_at = ?, end_reason = 'interrupted', status = 'interrupted' WHERE ${mine}`).run(now, node);
         return ids;
       }).immediate();
     },
@@ -97,12 +116,27 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
     },
     async list(f) {
       const { where, args } = sessionWhere(f);
-      const sql = `SELECT * FROM sessions ${where} ORDER BY started_at DESC LIMIT ? OFFSET ?`;
+      const sql = `SELECT * FROM sessions ${where} ${NEWEST_FIRST} LIMIT ? OFFSET ?`;
       return db.prepare<(string | number)[], SessionRow>(sql).all(...args, f.limit ?? 1000, f.offset ?? 0).map(toRecord);
     },
     async count(f) {
       const { where, args } = sessionWhere(f);
       return db.prepare<(string | number)[], { n: number }>(`SELECT count(*) AS n FROM sessions ${where}`).get(...args)!.n;
+    },
+    async query(q) {
+      if (q.text !== undefined && [...q.text].length < MIN_SEARCH_CHARS) throw invalid(`search text needs at least ${MIN_SEARCH_CHARS} characters`);
+      const limit = pageSize(q.limit, 'limit');
+      const offset = pageSize(q.offset, 'offset');
+      const sql = querySql(q);
+      // One read transaction: the page, the count and the hits come from the same snapshot.
+      const read = db.transaction(() => {
+        const rows = db.prepare<(string | number)[], SessionRow>(sql.page).all(...sql.args, limit, offset);
+        const total = db.prepare<(string | number)[], { n: number }>(sql.count).get(...sql.args)!.n;
+        const hits = q.text !== undefined && rows.length > 0 ? firstHits(ctx, q.text, rows) : new Map<string, SessionHit>();
+        return { rows, total, hits };
+      });
+      const { rows, total, hits } = read.deferred();
+      return { items: rows.map((r) => ({ session: toRecord(r), hit: hits.get(r.id) ?? null })), total, exact: true };
     },
     async get(id) {
       const r = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?').get(id);
@@ -123,4 +157,26 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
         }));
     },
   };
+}
+
+/**
+ * Where the text first appears in each of these sessions (one page of them): the lowest matching
+ * channel and its earliest chunk. Rowids pick the page's chunks; only those are read and grouped.
+ */
+function firstHits({ db }: Ctx, text: string, rows: SessionRow[]): Map<string, SessionHit> {
+  const idOf = new Map(rows.filter((r) => r.text_key !== null).map((r) => [r.text_key!, r.id]));
+  if (idOf.size === 0) return new Map();
+  const found = db.prepare<(string | number)[], { k: number; channel: number; t: number }>(
+    `SELECT rowid >> ${TEXT_KEY_SHIFT} AS k, channel, min(t) AS t FROM session_text
+     WHERE session_text MATCH ? AND (rowid >> ${TEXT_KEY_SHIFT}) IN (${[...idOf.keys()].map(() => '?').join(',')}) GROUP BY k, channel`,
+  ).all(ftsPhrase(text), ...idOf.keys());
+  const hits = new Map<string, SessionHit>();
+  for (const r of found) {
+    const id = idOf.get(r.k);
+    if (id === undefined) continue;
+    const hit = { channel: Number(r.channel), t: Number(r.t) };
+    const seen = hits.get(id);
+    if (!seen || hit.channel < seen.channel) hits.set(id, hit);
+  }
+  return hits;
 }

@@ -1,0 +1,187 @@
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { querySql } from '../../../src/store/sqlite/sessions.js';
+import type { SessionQuery, SessionStatus, Store } from '../../../src/store/types.js';
+import { tempStore } from '../../helpers/store.js';
+
+/**
+ * The auditors' search contract: every session that matches is reachable through the pages, with and
+ * without each filter, and the total is exact. The data set holds more matches than any limit the
+ * code ever had (search.find's 1000 cut), built through the store's own API on a real SQLite file.
+ */
+const RARE = 'xylophage';
+const PLANTED = 1500;
+const OTHERS = 300;
+const USERS = ['ann', 'ben', 'cat'];
+const HOSTS = ['db1', 'db2', 'db3', 'db4', 'db5'];
+const DAY = 86_400_000;
+/** Spread over 9 days: since/until cut real slices. */
+const STEP = Math.floor((9 * DAY) / (PLANTED + OTHERS));
+const ENDINGS: { reason: string | null; status: SessionStatus }[] = [
+  { reason: 'client_closed', status: 'ended' },
+  { reason: 'revoked:user_disabled', status: 'terminated' },
+  { reason: null, status: 'live' },
+  { reason: 'interrupted', status: 'interrupted' },
+  { reason: 'max_duration', status: 'terminated' },
+];
+
+interface Planted { id: string; user: string; host: string; startedAt: number; status: SessionStatus; channel: number; t: number }
+
+describe('sessions.query: the search contract', () => {
+  let store: Store;
+  let file: string;
+  let t0: number;
+  const planted: Planted[] = [];
+
+  beforeAll(async () => {
+    const made = tempStore();
+    store = made.store;
+    file = made.file;
+    t0 = made.clock.now();
+    let n = 0;
+    for (let i = 0; i < PLANTED + OTHERS; i++) {
+      made.clock.advance(STEP);
+      // Every fifth session of the first days shares its start with the one before: ties must still page.
+      if (i % 5 === 4 && i < 500) made.clock.advance(-STEP);
+      const match = i % 6 !== 5 && n < PLANTED;
+      const id = `s-${String(i).padStart(5, '0')}`;
+      const user = USERS[i % USERS.length]!;
+      const host = HOSTS[i % HOSTS.length]!;
+      const end = ENDINGS[i % ENDINGS.length]!;
+      await store.sessions.open({ id, user, keyFingerprint: 'SHA256:k', sourceAddr: '10.0.0.1', mode: 'shell', node: 'n1' });
+      await store.sessions.setTarget(id, host, 'root', 1);
+      if (match) {
+        n++;
+        // The word appears in channel 1 at 2.5 s and again in channel 2 earlier: the hit is channel 1's first.
+        const channel = 1 + (i % 2);
+        await store.search.index(id, channel, [{ t: 0.5, text: 'ls -la' }, { t: 2.5, text: `make: ${RARE} in db` }, { t: 9, text: `${RARE} again` }]);
+        await store.search.index(id, channel + 1, [{ t: 0.1, text: `late ${RARE}` }]);
+        planted.push({ id, user, host, startedAt: made.clock.now(), status: end.status, channel, t: 2.5 });
+      } else {
+        await store.search.index(id, 1, [{ t: 1, text: 'xylophone practice, not the word' }]);
+      }
+      if (end.reason !== null) await store.sessions.close(id, end.reason, 1, 2);
+    }
+    expect(planted).toHaveLength(PLANTED);
+  }, 120_000);
+
+  afterAll(() => store?.close());
+
+  /** Walk every page; bounded by the page count the total allows. */
+  async function walk(q: Omit<SessionQuery, 'limit' | 'offset'>, limit = 97) {
+    const first = await store.sessions.query({ ...q, limit, offset: 0 });
+    const seen: string[] = [];
+    const hits = new Map<string, { channel: number; t: number } | null>();
+    for (let page = 0; page <= Math.ceil(first.total / limit); page++) {
+      const r = await store.sessions.query({ ...q, limit, offset: page * limit });
+      expect(r.total).toBe(first.total);
+      expect(r.exact).toBe(true);
+      for (const it of r.items) { seen.push(it.session.id); hits.set(it.session.id, it.hit); }
+      if (r.items.length < limit) break;
+    }
+    return { total: first.total, seen, hits };
+  }
+
+  const expected = (f: (p: Planted) => boolean) => planted.filter(f).map((p) => p.id);
+
+  it('finds every planted session, page by page, newest first, with the first moment of the text', async () => {
+    const { total, seen, hits } = await walk({ text: RARE });
+    expect(total).toBe(PLANTED);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect([...seen].sort()).toEqual(expected(() => true).sort());
+    const byId = new Map(planted.map((p) => [p.id, p]));
+    const starts = seen.map((id) => byId.get(id)!.startedAt);
+    expect(starts).toEqual([...starts].sort((a, b) => b - a));
+    for (const id of seen) expect(hits.get(id)).toEqual({ channel: byId.get(id)!.channel, t: byId.get(id)!.t });
+  });
+
+  it('the old page (search.find(q, 1000), then filters) lost matches; the query does not', async () => {
+    const cut = await store.search.find(RARE, 1000);
+    const ids = [...new Set(cut.map((h) => h.sessionId))];
+    // 1000 (session, channel) rows: here two channels per session, so only 500 sessions of 1500.
+    expect(ids.length).toBeLessThanOrEqual(1000);
+    expect(await store.sessions.count({ ids })).toBe(ids.length);
+    expect(ids.length).toBeLessThan(PLANTED);
+    expect((await store.sessions.query({ text: RARE, limit: 1, offset: 0 })).total).toBe(PLANTED);
+    const oldAnn = await store.sessions.count({ ids, user: 'ann' });
+    const newAnn = (await store.sessions.query({ text: RARE, user: 'ann', limit: 1, offset: 0 })).total;
+    expect(newAnn).toBe(expected((p) => p.user === 'ann').length);
+    expect(oldAnn).toBeLessThan(newAnn);
+    // The oldest planted sessions were out of reach entirely.
+    const oldest = planted[0]!.id;
+    expect(ids).not.toContain(oldest);
+  });
+
+  it('every filter, alone and combined, reaches exactly the planted sessions it should', async () => {
+    const since = t0 + 3 * DAY;
+    const until = t0 + 6 * DAY;
+    const cases: [Omit<SessionQuery, 'limit' | 'offset'>, (p: Planted) => boolean][] = [
+      ...USERS.map((u): [Omit<SessionQuery, 'limit' | 'offset'>, (p: Planted) => boolean] => [{ user: u }, (p) => p.user === u]),
+      ...HOSTS.map((h): [Omit<SessionQuery, 'limit' | 'offset'>, (p: Planted) => boolean] => [{ host: h }, (p) => p.host === h]),
+      ...(['live', 'ended', 'terminated', 'interrupted'] as const).map((s): [Omit<SessionQuery, 'limit' | 'offset'>, (p: Planted) => boolean] => [{ status: s }, (p) => p.status === s]),
+      [{ since }, (p) => p.startedAt >= since],
+      [{ until }, (p) => p.startedAt < until],
+      [{ since, until }, (p) => p.startedAt >= since && p.startedAt < until],
+      [{ user: 'ben', host: 'db2', status: 'terminated' }, (p) => p.user === 'ben' && p.host === 'db2' && p.status === 'terminated'],
+      [{ user: 'cat', since, status: 'live' }, (p) => p.user === 'cat' && p.startedAt >= since && p.status === 'live'],
+      [{ user: 'nobody' }, () => false],
+    ];
+    for (const [filter, want] of cases) {
+      const ids = expected(want);
+      const { total, seen } = await walk({ text: RARE, ...filter }, 61);
+      expect(total, JSON.stringify(filter)).toBe(ids.length);
+      expect([...seen].sort(), JSON.stringify(filter)).toEqual(ids.sort());
+    }
+    // Some cases must be larger than a page and some empty, or the walk proves little.
+    expect(expected((p) => p.user === 'ann').length).toBeGreaterThan(400);
+  });
+
+  it('without text, the filters count and page every session (planted or not)', async () => {
+    const all = await walk({}, 250);
+    expect(all.total).toBe(PLANTED + OTHERS);
+    expect(new Set(all.seen).size).toBe(PLANTED + OTHERS);
+    const live = await walk({ status: 'live', host: 'db1' }, 50);
+    expect(live.total).toBe(await store.sessions.count({ status: 'live', host: 'db1' }));
+    expect(new Set(live.seen).size).toBe(live.total);
+  });
+
+  it('user input is a literal substring, never FTS syntax', async () => {
+    await store.sessions.open({ id: 'lit-1', user: 'ann', keyFingerprint: 'k', sourceAddr: '10.0.0.1', mode: 'shell' });
+    await store.search.index('lit-1', 0, [{ t: 3, text: 'sudo rm -rf /var/lib/db "quoted" NEAR(x y)' }]);
+    for (const text of ['rm -rf /var', '"quoted"', 'NEAR(x', 'b "quo', 'rf /var/lib/db "quoted" NEAR(x y)']) {
+      const r = await store.sessions.query({ text, limit: 10, offset: 0 });
+      expect(r.items.map((i) => i.session.id), text).toEqual(['lit-1']);
+      expect(r.items[0]!.hit).toEqual({ channel: 0, t: 3 });
+    }
+    for (const text of ['xyloph*', 'rm OR xylophage', 'rm AND sudo', '^sudo']) {
+      expect((await store.sessions.query({ text, limit: 10, offset: 0 })).total, text).toBe(0);
+    }
+    await expect(store.sessions.query({ text: 'rm', limit: 10, offset: 0 })).rejects.toThrow(/at least 3 characters/);
+    await expect(store.sessions.query({ limit: -1, offset: 0 })).rejects.toThrow(/limit/);
+  });
+
+  it('user, host and status filters are index searches, never a scan of sessions', () => {
+    const db = new Database(file, { readonly: true });
+    try {
+      const plan = (sql: string, args: (string | number)[]) =>
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[]).map((r) => r.detail).join(' | ');
+      const filters: Omit<SessionQuery, 'limit' | 'offset'>[] = [
+        { user: 'ann' }, { host: 'db1' }, { status: 'ended' }, { status: 'live' }, { user: 'ann', status: 'ended' },
+        { text: RARE }, { text: RARE, user: 'ann' }, { text: RARE, host: 'db1' }, { text: RARE, status: 'ended' },
+        { since: t0 }, { since: t0, until: t0 + DAY },
+      ];
+      for (const f of filters) {
+        const sql = querySql(f);
+        for (const [stmt, args] of [[sql.page, [...sql.args, 50, 0]], [sql.count, sql.args]] as const) {
+          const p = plan(stmt, [...args]);
+          expect(p, `${JSON.stringify(f)}: ${p}`).not.toMatch(/SCAN sessions(?! USING)/);
+          if (f.user || f.host || f.status) expect(p, `${JSON.stringify(f)}: ${p}`).not.toMatch(/SCAN sessions/);
+        }
+        // No filter but time: the page is read in index order and stops after the page.
+        if (!f.text) expect(plan(sql.page, [...sql.args, 50, 0])).not.toMatch(/TEMP B-TREE FOR ORDER BY/);
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
