@@ -11,7 +11,12 @@ import type { WebDeps } from './server.js';
  */
 interface LiveDeps extends WebDeps {
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  /** Whether the web session that opened a view is still logged in with the same credentials. */
+  stillSignedIn: (sid: string, user: string, gen: string | undefined) => Promise<boolean>;
 }
+
+/** How often an open live view checks that its viewer is still signed in (logout, disable, reset). */
+const RECHECK_MS = 2_000;
 
 /** The one Origin a live-view upgrade may come from; null when the request names no host. */
 export function expectedOrigin(req: FastifyRequest, configured: string | undefined, tls: boolean): string | null {
@@ -55,6 +60,13 @@ export function registerLive(app: FastifyInstance, deps: LiveDeps): void {
       else socket.send(line);
     });
     if (!unsubscribe) { socket.close(1000, 'not live'); return; }
-    socket.on('close', unsubscribe);
+    const sid = req.session.sessionId;
+    const viewer = req.webUser!.name;
+    const gen = req.session.get('gen');
+    const recheck = setInterval(() => {
+      deps.stillSignedIn(sid, viewer, gen).then((ok) => { if (!ok) socket.close(1008, 'signed out'); }, () => socket.close(1011, 'check failed'));
+    }, RECHECK_MS);
+    recheck.unref();
+    socket.on('close', () => { clearInterval(recheck); unsubscribe(); });
   });
 }

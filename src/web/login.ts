@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { draft } from '../audit/events.js';
 import { hashPassword } from '../auth/password.js';
 import { checkSecondFactor, countFailedLogin } from '../auth/secondfactor.js';
-import type { UserRecord } from '../store/types.js';
+import type { Store, UserRecord } from '../store/types.js';
 import { matching, only, text } from './input.js';
 import type { WebDeps } from './server.js';
 
@@ -18,6 +18,16 @@ export type PasswordVerifier = (password: string, storedHash: string) => Promise
 interface LoginDeps extends WebDeps {
   verifyPassword: PasswordVerifier;
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+}
+
+/**
+ * What the login proved, as one value: the password hash and the TOTP enrolment. A web session
+ * holds the value from its login; a password change or a TOTP reset changes it, and every session
+ * logged in before ends at its next request (the web's side of "revoking happens in one place").
+ */
+export async function credentialGeneration(store: Store, user: string): Promise<string> {
+  const [hash, totp] = await Promise.all([store.users.passwordHash(user), store.totp.get(user)]);
+  return createHash('sha256').update(`${hash ?? ''}\u0000${totp?.createdAt ?? ''}`).digest('hex').slice(0, 32);
 }
 
 export function canView(u: UserRecord): boolean {
@@ -65,9 +75,11 @@ export async function registerLogin(app: FastifyInstance, deps: LoginDeps): Prom
     // The same lockout as the SSH login: a locked user is refused whatever they present.
     if ((await store.lockout.lockedUntil(u.id, clock.now())) !== null) return fail('locked');
     if (!passwordOk) {
-      // Only accounts that could log in here count: refusing an operator's web password gains
-      // nothing, and counting it would let anyone lock operators out of SSH from the web form.
-      await countFailedLogin({ store, clock, config, masterKey: dataDir.masterKey }, { user: u.name, userId: u.id }, source);
+      // A wrong password is typed by anyone who can reach this form, with no key and no code: it
+      // counts toward the shared lockout only for accounts that cannot use SSH, or anyone could
+      // lock an admin who is also an operator out of the bastion. Those are held back by the rate
+      // limit, and their wrong TOTP codes (after a right password) count like any other.
+      if (!u.roles.includes('operator')) await countFailedLogin({ store, clock, config, masterKey: dataDir.masterKey }, { user: u.name, userId: u.id }, source);
       return fail('wrong_password');
     }
     const totp = await store.totp.get(u.name);
@@ -76,6 +88,7 @@ export async function registerLogin(app: FastifyInstance, deps: LoginDeps): Prom
     if (!second.ok) return fail(second.reason);
     await req.session.regenerate();
     req.session.set('user', u.name);
+    req.session.set('gen', await credentialGeneration(store, u.name));
     await store.audit.append(draft('web.login', 'system', { user: u.name, source }));
     return reply.code(303).header('location', '/sessions').send();
   });

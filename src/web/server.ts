@@ -22,7 +22,7 @@ import type { Logger } from '../shared/logger.js';
 import type { Store } from '../store/types.js';
 import { AJV_OPTIONS, frameworkErrors, only, registerInputGate } from './input.js';
 import { registerLive } from './live.js';
-import { canView, csrfUserInfo, registerLogin, type PasswordVerifier } from './login.js';
+import { canView, credentialGeneration, csrfUserInfo, registerLogin, type PasswordVerifier } from './login.js';
 import { registerPages } from './pages.js';
 
 export { canView };
@@ -62,6 +62,8 @@ declare module 'fastify' {
 declare module 'fastify' {
   interface Session {
     user?: string;
+    /** credentialGeneration() at login. */
+    gen?: string;
   }
 }
 
@@ -168,7 +170,7 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
     const name = req.session.get('user');
     const u = name ? await store.users.get(name) : null;
-    if (!u || !canView(u)) {
+    if (!u || !canView(u) || req.session.get('gen') !== (await credentialGeneration(store, u.name))) {
       if (name) await req.session.destroy();
       return reply.code(req.method === 'GET' && !req.headers.upgrade ? 302 : 401).header('location', '/login').send();
     }
@@ -176,7 +178,13 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   };
 
   await registerLogin(app, { ...deps, authenticate, verifyPassword: deps.verifyPassword ?? verifyPassword });
-  registerLive(app, { ...deps, authenticate });
+  // A live view outlives the request that opened it: it asks this again every few seconds.
+  const stillSignedIn = async (sid: string, name: string, gen: string | undefined): Promise<boolean> => {
+    if ((await store.webSessions.get(sid, deps.clock.now())) === null) return false;
+    const u = await store.users.get(name);
+    return !!u && canView(u) && gen === (await credentialGeneration(store, name));
+  };
+  registerLive(app, { ...deps, authenticate, stillSignedIn });
   await registerPages(app, { ...deps, authenticate, verify: async (id) => verifyRecordings(store, dataDir.paths.recordings, hostKeyVerifier(dataDir.hostKey), id) });
   return app;
 }

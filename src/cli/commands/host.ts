@@ -66,7 +66,7 @@ export const commands: Command[] = [
         try {
           presented = await fetchHostKey(h.address, h.port);
         } catch (err) {
-          throw new GatehouseError('GH_RUNTIME', `cannot fetch the host key of ${h.name} (${h.address}:${h.port}): ${(err as Error).message}`, {
+          throw new GatehouseError('GH_RUNTIME', `cannot fetch the host key of ${h.name} (${h.address}:${h.port}): ${oneLine((err as Error).message)}`, {
             hint: 'check the address and port, and that sshd runs there',
           });
         }

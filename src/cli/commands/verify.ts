@@ -1,7 +1,9 @@
 import { verifyCheckpoints, type WitnessReport } from '../../audit/witnesscheck.js';
 import { witnessPath } from '../../audit/witness.js';
 import { hostKeyVerifier, verifyRecordings, type RecordingCheck } from '../../recorder/verify.js';
+import path from 'node:path';
 import { notFound } from '../../shared/errors.js';
+import { oneLine } from '../escape.js';
 import type { Command } from '../command.js';
 
 /** Problems in capitals so they stand out in a long list. */
@@ -36,15 +38,18 @@ export const commands: Command[] = [
       const verifier = hostKeyVerifier(dataDir.hostKey);
       const witness = await verifyCheckpoints(store, verifier, witnessPath(config, dataDir));
       const rec = await verifyRecordings(store, dataDir.paths.recordings, verifier, sessionId, { witness });
+      const rel = witness.file === null ? null : path.relative(path.resolve(config.dataDir), path.resolve(witness.file));
+      const insideDataDir = rel !== null && rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
       const audit = await store.audit.verify();
       const auditOk = audit.ok && witness.audit.problems.length === 0;
       const ok = rec.ok && auditOk && witness.problems.length === 0;
       const lines = [
         `recordings: ${rec.items.length} checked; chain of ${rec.chain.rows} ${rec.chain.ok ? 'intact and signed' : 'BROKEN'}`,
         ...rec.chain.problems.map((p) => `  chain: ${p}`),
-        ...rec.items.map((i) => `  ${`${i.sessionId}-${i.channel}`.padEnd(24)} ${verdictLabel(i)}  ${i.file}`),
+        ...rec.items.map((i) => `  ${`${i.sessionId}-${i.channel}`.padEnd(24)} ${verdictLabel(i)}  ${oneLine(i.file)}`),
         audit.ok ? `audit log: intact (${audit.rows} events, head ${audit.head.slice(0, 16)}…)` : `audit log: BROKEN at event #${audit.badId}: ${audit.problem}`,
         ...witnessLines(witness),
+        ...(insideDataDir ? [`witness: note: ${oneLine(witness.file ?? '')} is inside the data directory, so whoever can rewrite the database can rewrite it too; put it on another volume or ship it off the machine (audit.witness)`] : []),
       ];
       return {
         exitCode: ok ? 0 : 1,
@@ -55,7 +60,7 @@ export const commands: Command[] = [
           audit: audit.ok
             ? { ok: auditOk, rows: audit.rows, head: audit.head, signedHead: witness.audit }
             : { ok: false, rows: audit.rows, badId: audit.badId, problem: audit.problem, signedHead: witness.audit },
-          witness: { ok: witness.problems.length === 0, file: witness.file, exists: witness.witness.exists, checkpoints: witness.witness.valid, problems: witness.problems },
+          witness: { ok: witness.problems.length === 0, file: witness.file, insideDataDir, exists: witness.witness.exists, checkpoints: witness.witness.valid, problems: witness.problems },
         },
       };
     },

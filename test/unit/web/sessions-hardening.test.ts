@@ -206,3 +206,66 @@ describe('live view behind a reverse proxy (web.origin)', () => {
   });
 });
 
+
+describe('review round 2: lockout abuse, credential changes and open live views', () => {
+  it('an admin who is also an operator: wrong web passwords from anyone do not lock them out of SSH or the web', async () => {
+    await f.addViewer('adminop', ['admin', 'operator']);
+    const from = '10.2.0.1';
+    for (let i = 0; i < 6; i++) expect((await login(f, 'adminop', { from, password: `guess ${i}` })).location).toBe('/login?error=1');
+    expect(await f.store.lockout.lockedUntil((await f.store.users.get('adminop'))!.id, f.clock.now())).toBeNull();
+    expect((await login(f, 'adminop', { from: '10.2.0.2' })).location).toBe('/sessions');
+  });
+
+  it('a TOTP reset or a password change ends the web sessions logged in before it', async () => {
+    await f.addViewer('aud5');
+    const a = await login(f, 'aud5', { from: '10.2.0.3' });
+    expect((await get(f, a.jar, '/sessions')).statusCode).toBe(200);
+    await f.store.totp.reset('aud5', { actor: 'test' });
+    expect((await get(f, a.jar, '/sessions')).statusCode).toBe(302);
+
+    await f.addViewer('aud6');
+    const b = await login(f, 'aud6', { from: '10.2.0.4' });
+    expect((await get(f, b.jar, '/sessions')).statusCode).toBe(200);
+    await f.store.users.setPassword('aud6', 'scrypt$changed', { actor: 'test' });
+    expect((await get(f, b.jar, '/sessions')).statusCode).toBe(302);
+  });
+
+  it('an open live view is closed when its viewer logs out (and when disabled)', async () => {
+    const port = (f.app.server.address() as AddressInfo).port;
+    if (!f.hub.isLive('sess-1', 0)) f.hub.open('sess-1', 0, Buffer.from('{"version":2,"width":80,"height":24}\n'));
+    for (const end of ['logout', 'disable'] as const) {
+      const name = `aud-live-${end}`;
+      await f.addViewer(name);
+      const { jar } = await login(f, name, { from: '10.2.0.5' });
+      const { closed } = await openLive(port, '/live/sess-1/0', { cookie: jar.header, Origin: `http://127.0.0.1:${port}` });
+      if (end === 'logout') {
+        const page = await get(f, jar, '/sessions');
+        expect((await post(f, jar, '/logout', { _csrf: csrfIn(page.body.slice(page.body.indexOf('action="/logout"'))) })).statusCode).toBe(303);
+      } else {
+        await f.store.users.setDisabled(name, true, 'left', { actor: 'test' });
+      }
+      expect(await closed).toBe('closed');
+    }
+  });
+});
+
+/** Opens a live view and resolves once the server closes it ('closed'), or after 8 s ('open'). */
+async function openLive(port: number, path: string, headers: Record<string, string>): Promise<{ closed: Promise<'closed' | 'open'> }> {
+  return new Promise((resolveOpened, reject) => {
+    const req = http.request({
+      agent: false, host: '127.0.0.1', port, path,
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64'), 'Sec-WebSocket-Protocol': 'v2.asciicast', ...headers },
+    });
+    req.on('response', (res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    req.on('upgrade', (_res, socket) => {
+      resolveOpened({ closed: new Promise((resolve) => {
+        const timer = setTimeout(() => { socket.destroy(); resolve('open'); }, 8000);
+        // A close frame (opcode 8) or the socket ending: the server let go.
+        socket.on('data', (d: Buffer) => { if ((d[0]! & 0x0f) === 8 || d.includes(0x88)) { clearTimeout(timer); socket.destroy(); resolve('closed'); } });
+        socket.on('close', () => { clearTimeout(timer); resolve('closed'); });
+      }) });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
