@@ -93,7 +93,7 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory): Gatehou
   async function startAll(): Promise<{ ssh: string; web: string }> {
     await offload.start();
     mirror = await startAuditMirror(store, log, createWitness({ file: witnessPath(config, dataDir), store, sign: signer(dataDir.hostKey), clock, log }));
-    await recoverRecordings(store, dataDir.paths.recordings, signer(dataDir.hostKey), log);
+    await recoverRecordings(store, dataDir.paths.recordings, signer(dataDir.hostKey), log, node);
     const interrupted = await store.sessions.closeInterrupted(node);
     if (interrupted.length > 0) log.warn({ sessions: interrupted }, 'closed sessions left open by a previous run as interrupted');
     const addr = await ssh.listen(config.ssh.listen);

@@ -10,10 +10,19 @@ import { truncateToLastLine } from './file.js';
  * After a crash: every recording still marked open is cut back to its last complete line (never a
  * partial JSON line on disk), hashed, chained and marked interrupted; its session is closed as
  * interrupted by the caller. A file that vanished is chained as failed, so verify reports it.
+ * Given a node name, only recordings of that node's sessions (or of sessions with no node) are
+ * touched, as with the sessions themselves.
  */
-export async function recoverRecordings(store: Store, root: string, sign: (h: string) => string, log: Logger): Promise<number> {
+export async function recoverRecordings(store: Store, root: string, sign: (h: string) => string, log: Logger, node?: string): Promise<number> {
   const open = await store.recordings.listOpen();
+  let recovered = 0;
   for (const r of open) {
+    // Another node's open recording belongs to a live session there, not to this node's crash.
+    if (node !== undefined) {
+      const owner = (await store.sessions.get(r.sessionId))?.node ?? null;
+      if (owner !== null && owner !== node) continue;
+    }
+    recovered++;
     const file = path.join(root, r.path);
     let size = 0;
     let sha256 = createHash('sha256').digest('hex');
@@ -25,5 +34,5 @@ export async function recoverRecordings(store: Store, root: string, sign: (h: st
     await store.audit.append(draft('recording.recovered', 'system', { session: r.sessionId, channel: r.channel, file: r.path, state, cutBytes: cut, size, sha256 }));
     log.warn({ session: r.sessionId, channel: r.channel, state, cutBytes: cut }, 'recovered a recording left open by a crash');
   }
-  return open.length;
+  return recovered;
 }
