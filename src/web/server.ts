@@ -95,8 +95,6 @@ function sessionStore(store: Store, clock: Clock) {
 export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   const { config, store, dataDir } = deps;
   const tls = config.web.tls;
-  // Cookies only over HTTPS when browsers reach the UI by HTTPS: ours, or a TLS proxy's (web.origin).
-  const httpsOnly = !!tls || (config.web.origin ?? '').toLowerCase().startsWith('https:');
   const readTls = (file: string, key: string) => {
     try {
       return fs.readFileSync(file);
@@ -123,7 +121,7 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   await app.register(session, {
     secret: secret('session'),
     cookieName: SESSION_COOKIE,
-    cookie: { httpOnly: true, sameSite: 'strict', secure: httpsOnly, path: '/', maxAge: SESSION_TTL_MS },
+    cookie: { httpOnly: true, sameSite: 'strict', secure: !!tls, path: '/', maxAge: SESSION_TTL_MS },
     // Nothing is stored until someone logs in, and page views do not rewrite the row.
     saveUninitialized: false,
     rolling: false,
@@ -134,7 +132,7 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   await app.register(csrf, {
     sessionPlugin: '@fastify/cookie',
     cookieKey: 'gh_csrf',
-    cookieOpts: { httpOnly: true, sameSite: 'strict', secure: httpsOnly, path: '/', signed: true },
+    cookieOpts: { httpOnly: true, sameSite: 'strict', secure: !!tls, path: '/', signed: true },
     csrfOpts: { hmacKey: secret('csrf') },
     getUserInfo: csrfUserInfo,
     getToken: (req) => {
