@@ -1,7 +1,7 @@
 import { draft } from '../audit/events.js';
-import type { HostRecord, Store, UserRecord } from '../store/types.js';
+import type { GrantRecord, HostRecord, Store, UserRecord } from '../store/types.js';
 import type { Identity } from './authenticator.js';
-import { authorize, firstSshGrant, reachableTargets, SSH_RIGHTS, type Action, type Grant, type Reachable } from './policy.js';
+import { authorize, firstSshGrant, reachableTargets, type Action, type Grant, type Reachable } from './policy.js';
 
 /**
  * The one gate. Every path that asks "may this identity do this, now?" comes here: exec, shell,
@@ -113,45 +113,56 @@ export class Gate {
     return hosts.flatMap((h) => firstSshGrant(who.user, h, grants, now) ?? []);
   }
 
-  /** The host a channel names, by name or by its unique address (nothing is decided here). */
-  async host(nameOrAddress: string): Promise<HostRecord | null> {
-    return findHost(await this.deps.store.hosts.list(), nameOrAddress);
+  /**
+   * Where a direct-tcpip channel points (nothing is decided here): the host it names, by name or
+   * by its unique address, and the host whose SSH port that address and port are, if any.
+   */
+  async destination(nameOrAddress: string, port: number): Promise<{ host: HostRecord; sshOf: HostRecord | null } | null> {
+    const hosts = await this.deps.store.hosts.list();
+    const host = findHost(hosts, nameOrAddress);
+    return host ? { host, sshOf: hosts.find((h) => h.address === host.address && h.port === port) ?? null } : null;
   }
 
-  /** The host whose SSH port this is (address and port), if any. */
-  async sshHostAt(address: string, port: number): Promise<HostRecord | null> {
-    return (await this.deps.store.hosts.list()).find((h) => h.address === address && h.port === port) ?? null;
+  /**
+   * Revocation's re-check of one live session: the identity once, then every channel it holds
+   * against one read of the hosts and grants. The same decision as admit(), never audited here
+   * (the caller writes session.terminated with the reason).
+   */
+  async recheck(id: Identity, channels: readonly AdmitRequest[], now: number): Promise<{ identity: IdentityCheck; channels: Admission[] }> {
+    const who = await this.identity(id);
+    if (!who.ok) return { identity: who, channels: [] };
+    const [hosts, grants] = await Promise.all([this.deps.store.hosts.list(), this.deps.store.grants.list()]);
+    return { identity: who, channels: channels.map((req) => decideFor(who.user, hosts, grants, req, now)) };
   }
 
   private async decide(id: Identity, req: AdmitRequest, now: number): Promise<Admission> {
-    const { store } = this.deps;
-    const deny = (reason: AdmitReason, message: string): Admission => ({ allow: false, reason, message });
     const who = await this.identity(id);
-    if (!who.ok) return deny(who.reason, who.message);
-    const user = who.user;
-
-    const host = findHost(await store.hosts.list(), req.host);
-    if (!host) return deny('unknown_host', `unknown host "${printable(req.host)}"`);
-    if (req.pinnedHostKey !== undefined && host.hostKey !== req.pinnedHostKey) return deny('host_key_changed', `the host key of ${host.name} changed`);
-    const grants = await store.grants.list();
-
-    if (req.login !== undefined && req.action !== 'jump') {
-      const d = authorize({ user, host, login: req.login, action: req.action }, grants, now);
-      return d.allow ? { allow: true, grant: d.grant, host } : deny(d.reason, d.message);
-    }
-    // No login named: the first login (in order) that the action may use.
-    const actions = req.action === 'jump' ? SSH_RIGHTS : [req.action];
-    const r = req.action === 'jump' ? firstSshGrant(user, host, grants, now) : reachableTargets(user, [host], grants, req.action, now)[0];
-    if (r) return { allow: true, grant: r.grant, host };
-    // Say why as authorize() would for the most common login, so the reason is the precise one.
-    const probe = authorize({ user, host, login: '', action: actions[0]! }, grants, now);
-    if (!probe.allow && (probe.reason === 'user_disabled' || probe.reason === 'not_operator' || probe.reason === 'host_disabled' || probe.reason === 'no_grant')) {
-      return deny(probe.reason, probe.message);
-    }
-    return req.action === 'jump'
-      ? deny('right_not_granted', `no grant gives ${user.name} an SSH login on ${host.name}`)
-      : deny('right_not_granted', `${req.action === 'forward' ? 'port forwarding' : req.action} to ${host.name} needs the ${req.action} right`);
+    if (!who.ok) return { allow: false, reason: who.reason, message: who.message };
+    const [hosts, grants] = await Promise.all([this.deps.store.hosts.list(), this.deps.store.grants.list()]);
+    return decideFor(who.user, hosts, grants, req, now);
   }
+}
+
+/** The decision for an identity already checked, on one read of the hosts and grants. */
+function decideFor(user: UserRecord, hosts: HostRecord[], grants: GrantRecord[], req: AdmitRequest, now: number): Admission {
+  const deny = (reason: AdmitReason, message: string): Admission => ({ allow: false, reason, message });
+  const host = findHost(hosts, req.host);
+  if (!host) return deny('unknown_host', `unknown host "${printable(req.host)}"`);
+  if (req.pinnedHostKey !== undefined && host.hostKey !== req.pinnedHostKey) return deny('host_key_changed', `the host key of ${host.name} changed`);
+
+  if (req.login !== undefined && req.action !== 'jump') {
+    const d = authorize({ user, host, login: req.login, action: req.action }, grants, now);
+    return d.allow ? { allow: true, grant: d.grant, host } : deny(d.reason, d.message);
+  }
+  // No login named: the first login (in order) that the action may use.
+  const r = req.action === 'jump' ? firstSshGrant(user, host, grants, now) : reachableTargets(user, [host], grants, req.action, now)[0];
+  if (r) return { allow: true, grant: r.grant, host };
+  // The account was checked above; what is left to name is a disabled host or no grant at all.
+  const probe = authorize({ user, host, login: '', action: req.action === 'jump' ? 'shell' : req.action }, grants, now);
+  if (!probe.allow && (probe.reason === 'host_disabled' || probe.reason === 'no_grant')) return deny(probe.reason, probe.message);
+  return req.action === 'jump'
+    ? deny('right_not_granted', `no grant gives ${user.name} an SSH login on ${host.name}`)
+    : deny('right_not_granted', `${req.action === 'forward' ? 'port forwarding' : req.action} to ${host.name} needs the ${req.action} right`);
 }
 
 /** A host by name, or by address when exactly one host has it. */

@@ -139,7 +139,7 @@ export function reachableTargets(user: UserRecord, hosts: readonly HostRecord[],
 }
 
 /** The rights that open an SSH session on a host (what `ssh -J` to it and known-hosts need). */
-export const SSH_RIGHTS = ['shell', 'exec', 'sftp'] as const;
+const SSH_RIGHTS = ['shell', 'exec', 'sftp'] as const;
 
 /** The first pair that lets the user open any SSH session on the host now, or null. */
 export function firstSshGrant(user: UserRecord, host: HostRecord, grants: readonly GrantRecord[], now: number): Reachable | null {

@@ -51,14 +51,14 @@ async function route(accept: Accept, reject: () => void, info: TcpipRequestInfo,
     await conn.deny({ host: printable(dest, MAX_DEST), action: 'forward', kind: 'direct-tcpip' }, 'bad_request', 'bad destination');
     return prohibited(`"${printable(dest)}:${port}" is not a valid destination (a host and a port from 1 to 65535)`);
   }
-  const host = await conn.gate.host(dest);
-  if (!host) {
+  const to = await conn.gate.destination(dest, port);
+  if (!to) {
     await conn.deny({ host: printable(dest, MAX_DEST), login: opts.innerLogin, action: inner ? 'forward' : 'jump', kind: 'direct-tcpip' }, 'unknown_host', 'unknown host');
     return prohibited(`unknown host "${printable(dest)}"`);
   }
   // The SSH port of this host, or of another host at the same address: either carries an SSH
   // session, which only the jump below (terminated and recorded here) may carry.
-  const sshOf = await conn.gate.sshHostAt(host.address, port);
+  const { host, sshOf } = to;
   if (sshOf && sshOf.id !== host.id) {
     await conn.deny({ host: host.name, login: opts.innerLogin, action: inner ? 'forward' : 'jump', kind: 'direct-tcpip' }, 'bad_request', 'another host\'s SSH port');
     return prohibited(`port ${port} of ${host.name} is the SSH port of ${sshOf.name}: use ssh -J bastion ${sshOf.name}`);

@@ -66,20 +66,18 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
     const causeOnce = async () => (why ??= await cause());
     for (const entry of entries) {
       const id = entry.identity;
-      const who = await deps.gate.identity(id);
-      if (!who.ok) {
-        grace.forget(id.user, who.reason === 'key_removed' ? id.fingerprint : undefined);
-        await terminated(entry, who.reason, { cause: await causeOnce() });
-        entry.end(`revoked:${who.reason}`, REVOKED);
+      const channels = entry.channels();
+      const r = await deps.gate.recheck(id, channels.map((ch) => ({ host: ch.grant.host, login: ch.grant.login, action: ch.action, pinnedHostKey: ch.grant.hostKey })), now);
+      if (!r.identity.ok) {
+        const reason = r.identity.reason;
+        grace.forget(id.user, reason === 'key_removed' ? id.fingerprint : undefined);
+        await terminated(entry, reason, { cause: await causeOnce() });
+        entry.end(`revoked:${reason}`, REVOKED);
         continue;
       }
-      for (const ch of entry.channels()) {
-        const d = await deps.gate.admit(
-          { identity: id, source: entry.source, session: entry.id },
-          { host: ch.grant.host, login: ch.grant.login, action: ch.action, pinnedHostKey: ch.grant.hostKey },
-          now, { quiet: true },
-        );
+      for (const [i, d] of r.channels.entries()) {
         if (d.allow) continue;
+        const ch = channels[i]!;
         await terminated(entry, d.reason, { channel: ch.channel, host: ch.grant.host, ...(d.reason === 'grant_expired' ? {} : { cause: await causeOnce() }) });
         entry.endChannel(ch.channel, channelMessage(d.reason, ch.grant.host));
       }

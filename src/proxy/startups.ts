@@ -37,8 +37,4 @@ export class StartupLimiter {
       else this.bySource.set(source, n);
     };
   }
-
-  held(source?: string): number {
-    return source === undefined ? this.total : this.bySource.get(source) ?? 0;
-  }
 }

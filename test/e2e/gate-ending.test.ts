@@ -5,7 +5,7 @@ import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ghJson, ghOk } from '../helpers/cli.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
-import { totpAt } from '../helpers/totp.js';
+import { ssh2Login as login } from '../helpers/ssh2login.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
 
 /**
@@ -41,24 +41,6 @@ function relay(port: number, opts: { holdFirstMs?: number } = {}): Promise<{ por
     freeze: () => { frozen = true; },
     close: () => { srv.close(); for (const s of sockets) s.destroy(); },
   })));
-}
-
-function login(port: number, op: Operator): Promise<ssh2.Client> {
-  return new Promise((resolve, reject) => {
-    const c = new ssh2.Client();
-    c.once('ready', () => resolve(c));
-    c.once('error', reject);
-    c.connect({
-      host: '127.0.0.1', port, username: op.name, readyTimeout: 20_000, hostVerifier: () => true, strictVendor: false,
-      authHandler: (methodsLeft: string[] | null, partial: boolean | null) => {
-        if (methodsLeft === null) return { type: 'publickey', username: op.name, key: fs.readFileSync(op.key) };
-        if (partial && methodsLeft.includes('keyboard-interactive')) {
-          return { type: 'keyboard-interactive', username: op.name, prompt: (_n: string, _i: string, _l: string, _p: unknown, finish: (a: string[]) => void) => finish([totpAt(op.secret, Math.floor(Date.now() / 1000))]) };
-        }
-        return false;
-      },
-    } as ssh2.ConnectConfig);
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,7 @@ import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ghJson, ghOk } from '../helpers/cli.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
-import { totpAt } from '../helpers/totp.js';
+import { ssh2Login as login } from '../helpers/ssh2login.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
 
 /**
@@ -16,26 +16,6 @@ import { startWorld, type Operator, type World } from '../helpers/world.js';
  */
 type AuditRow = { id: number; type: string; data: Record<string, unknown> };
 const audit = (w: World, type?: string) => ghJson<AuditRow[]>(w.data, ['audit', ...(type ? ['--type', type] : []), '--limit', '100000']);
-
-/** An ssh2 client logged in as the operator (key, then the TOTP code from the test's own TOTP). */
-function login(w: World, op: Operator, opts: { from?: string; username?: string } = {}): Promise<ssh2.Client> {
-  return new Promise((resolve, reject) => {
-    const c = new ssh2.Client();
-    c.once('ready', () => resolve(c));
-    c.once('error', reject);
-    const username = opts.username ?? op.name;
-    c.connect({
-      host: '127.0.0.1', port: w.port, localAddress: opts.from, username, readyTimeout: 20_000, hostVerifier: () => true, strictVendor: false,
-      authHandler: (methodsLeft: string[] | null, partial: boolean | null) => {
-        if (methodsLeft === null) return { type: 'publickey', username, key: fs.readFileSync(op.key) };
-        if (partial && methodsLeft.includes('keyboard-interactive')) {
-          return { type: 'keyboard-interactive', username, prompt: (_n: string, _i: string, _l: string, _p: unknown, finish: (a: string[]) => void) => finish([totpAt(op.secret, Math.floor(Date.now() / 1000))]) };
-        }
-        return false;
-      },
-    } as ssh2.ConnectConfig);
-  });
-}
 
 /** Opens a direct-tcpip channel; resolves with the error message, or 'opened' (and closes it). */
 function forwardOut(c: ssh2.Client, host: string, port: number): Promise<string> {
@@ -96,9 +76,9 @@ describe.runIf(haveOpenSsh())('the gate and the SSH front under attack', () => {
   afterAll(async () => { echo?.close(); await w?.stop(); });
 
   it('a connection refused by sessions.maxPerUser carries no forward, no jump and no session', async () => {
-    const first = await login(w, alice);
+    const first = await login(w.port, alice);
     expect(await exec(first, `${w.login}@target1 echo hi`)).toMatchObject({ code: 0, stdout: 'hi\n' });
-    const second = await login(w, alice);
+    const second = await login(w.port, alice);
     try {
       expect(await forwardOut(second, 'target1', echo.port)).toMatch(/live sessions \(the limit is 1\)|ending/);
       expect(await forwardOut(second, 'target1', w.sshd.port)).toMatch(/live sessions|ending/);
@@ -117,7 +97,7 @@ describe.runIf(haveOpenSsh())('the gate and the SSH front under attack', () => {
   });
 
   it('a forward is a channel of the live session: a kill ends it, and it is audited with its bytes', async () => {
-    const c = await login(w, bob);
+    const c = await login(w.port, bob);
     const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => c.forwardOut('127.0.0.1', 1, 'target1', echo.port, (e, s) => (e ? reject(e) : resolve(s))));
     const got = new Promise<string>((resolve) => ch.once('data', (d: Buffer) => resolve(d.toString())));
     ch.write('ping');
@@ -135,7 +115,7 @@ describe.runIf(haveOpenSsh())('the gate and the SSH front under attack', () => {
     await noLiveSession(w, 'alice');
     const before = audit(w).length;
     const sessionsBefore = ghJson<unknown[]>(w.data, ['sessions', 'list']).length;
-    let c = await login(w, alice);
+    let c = await login(w.port, alice);
     try {
       // Forward ports out of range and malformed destinations: refused at once, never a hang.
       for (const [host, port] of [['target1', 70000], ['target1', 0], ['target1', -1], ['', 80], ['x'.repeat(5000), 80], ['tar\x1b[2Kget1', 80]] as const) {
@@ -166,7 +146,7 @@ describe.runIf(haveOpenSsh())('the gate and the SSH front under attack', () => {
         x.exec(`${w.login}@target1 ${'x'.repeat(300_000)}`, (err) => { if (err) resolve(err.message); });
       });
       expect(huge).toMatch(/closed|Unable to exec/);
-      c = await login(w, alice);
+      c = await login(w.port, alice);
       // A pty with an absurd size is refused; a subsystem other than through -J is refused.
       const pty = await new Promise<string>((resolve) => c.exec(`${w.login}@target1 true`, { pty: { rows: 4e9, cols: 4e9, height: 0, width: 0, term: 'xterm' } } as never, (err, ch) => {
         if (err) return resolve(err.message);
@@ -248,6 +228,22 @@ describe.runIf(haveOpenSsh())('the gate and the SSH front under attack', () => {
       expect(ok).toMatchObject({ code: 0, stdout: 'from-another-address\n' });
     } finally {
       for (const s of held) s.destroy();
+    }
+  });
+
+  it('a forward to the SSH port of another host at the same address is refused: that session could not be recorded', async () => {
+    ghOk(w.data, ['host', 'add', 'twin', '--address', '127.0.0.1', '--port', String(echo.port), '--host-key', w.sshd.hostKey]);
+    try {
+      await noLiveSession(w, 'bob');
+      const c = await login(w.port, bob);
+      try {
+        expect(await forwardOut(c, 'target1', echo.port)).toMatch(/is the SSH port of twin/);
+      } finally {
+        c.end();
+      }
+      expect(audit(w, 'access.denied').at(-1)!.data).toMatchObject({ user: 'bob', host: 'target1', reason: 'bad_request' });
+    } finally {
+      ghOk(w.data, ['host', 'remove', 'twin']);
     }
   });
 });

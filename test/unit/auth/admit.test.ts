@@ -114,4 +114,14 @@ describe('admit(): the one gate', () => {
       expect(d.allow).toBe(jump.some((r) => r.host.name === host));
     }
   });
+
+  it('recheck() (revocation) gives every channel the answer admit() gives, and an identity change ends them all', async () => {
+    const reqs = table.map(([, req]) => req);
+    const r = await gate.recheck(who.identity, reqs, T0);
+    expect(r.identity.ok).toBe(true);
+    const one = await Promise.all(reqs.map((req) => gate.admit(who, req, T0, { quiet: true })));
+    expect(r.channels.map((d) => (d.allow ? 'allow' : d.reason))).toEqual(one.map((d) => (d.allow ? 'allow' : d.reason)));
+    await store.keys.remove('alice', 'SHA256:alice', admin);
+    expect(await gate.recheck(who.identity, reqs, T0)).toMatchObject({ identity: { ok: false, reason: 'key_removed' }, channels: [] });
+  });
 });
