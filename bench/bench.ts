@@ -7,7 +7,7 @@
  * Knobs (environment): BENCH_GIB (size of the bulk transfers, default 1), BENCH_SETUP_RUNS (20),
  * BENCH_KEYS (500), BENCH_IDLE (concurrency: idle sessions, default 200), BENCH_TYPING (50),
  * BENCH_REVOKE (20), BENCH_ROUNDS (rounds of each bulk scenario, median reported; 3), BENCH_ONLY (comma list of scenarios to run: download, upload, setup, echo,
- * recording, concurrency, revocation; default all), BENCH_CPU_PROF (a directory: gatehouse runs
+ * recording, concurrency, revocation, search; default all; search: see bench/search.ts), BENCH_CPU_PROF (a directory: gatehouse runs
  * with --cpu-prof and writes its profile there when the bench stops it).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -24,6 +24,7 @@ import { createSqliteStore } from '../src/store/sqlite/index.js';
 import { systemClock } from '../src/shared/clock.js';
 import { freePort, startProc, type Proc } from '../test/helpers/proc.js';
 import { startSshd, LOGIN } from '../test/helpers/sshd.js';
+import { searchScenario } from './search.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'gatehouse.js');
@@ -38,7 +39,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DEADLINE = Date.now() + 9.5 * 60_000;
 /** Rounds after the first are skipped past this point, so the other scenarios keep their time. */
 const BULK_DEADLINE = Date.now() + 5 * 60_000;
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'download,upload,setup,echo,recording,concurrency,revocation').split(',').map((x) => x.trim()));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'download,upload,setup,echo,recording,concurrency,revocation,search').split(',').map((x) => x.trim()));
 const PROF = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : null;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
@@ -125,7 +126,31 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); retu
 const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN; };
 
 // ---------------------------------------------------------------- main
+/** The search scenario's own table: one row per query kind, one column per data-set size. */
+async function searchTable(): Promise<unknown> {
+  const { rows, firstQuery } = await searchScenario(procs, log);
+  const sizes = [...new Set(rows.map((r) => r.size))];
+  const kinds = [...new Set(rows.map((r) => r.kind))];
+  const header = ['search, through the web layer (median of 5, ms)', ...sizes.map((n) => `${n.toLocaleString('en')} sessions`)];
+  const table = [
+    ...kinds.map((k) => [k, ...sizes.map((n) => rows.find((r) => r.kind === k && r.size === n)?.medianMs.toFixed(1) ?? '-')]),
+    ['first query after start (rare word)', ...sizes.map((n) => firstQuery[n]?.toFixed(1) ?? '-')],
+  ];
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
+  console.log(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${table.map(line).join('\n')}`);
+  return { rows, firstQuery };
+}
+
 async function main() {
+  if (ONLY.size === 1 && ONLY.has('search')) {
+    const file = path.join(ROOT, 'bench', 'results.json');
+    const prev = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown> : {};
+    prev.search = await searchTable();
+    fs.writeFileSync(file, JSON.stringify(prev, null, 2) + '\n');
+    console.log('\nwritten: bench/results.json (search)');
+    return;
+  }
   const env0 = { ...process.env };
   const s = await setup();
   const gh = await s.start([]);
@@ -360,6 +385,7 @@ async function main() {
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
   for (const r of rows) console.log(line(r));
+  if (ONLY.has('search')) results.search = await searchTable();
   fs.writeFileSync(path.join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
   console.log('\nwritten: bench/results.json');
 }

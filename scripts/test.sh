@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need beyond package.json
-# (OpenSSH client and server, oathtool, tmux, asciinema, rsync, ansible-core, chromium, ssh-audit), builds, and runs every test.
+# (OpenSSH client and server, oathtool, tmux, asciinema, rsync, ansible-core, chromium, ssh-audit, a C
+# compiler and libssl-dev for the software security key, systemd-analyze), builds, and runs every test.
 # Idempotent. Fails when the run leaves anything behind in the temp directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,11 @@ command -v ansible >/dev/null 2>&1 || need+=(ansible-core)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/ssh-audit ] || need+=(ssh-audit)
+# The software security key (test/helpers/sk-provider) is compiled by the tests against libcrypto.
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+[ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)
+# config/gatehouse.service is checked with systemd-analyze verify.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else

@@ -15,6 +15,7 @@ import { createSshServer, type SshServer } from './proxy/server.js';
 import type { ObserverFactory } from './shared/channel.js';
 import { channelObservers } from './observers.js';
 import { Gate } from './auth/admit.js';
+import { TargetAuth } from './proxy/targetauth.js';
 import { createRecorderFactory, signer } from './recorder/recorder.js';
 import { recoverRecordings } from './recorder/recovery.js';
 import { highResClock } from './shared/clock.js';
@@ -23,6 +24,11 @@ import { LiveHub } from './recorder/livehub.js';
 import { Offload } from './shared/offload.js';
 import { createWebServer } from './web/server.js';
 import type { FastifyInstance } from 'fastify';
+import { startDiskWatch, type DiskWatch } from './ops/disk.js';
+import { opsMetrics } from './ops/metrics.js';
+import { startRetention } from './ops/retention.js';
+import { drainSessions, type Drain } from './ops/shutdown.js';
+import { startRequestNotifier, type RequestNotifier } from './notify/webhook.js';
 
 export const VERSION = '0.1.0';
 
@@ -39,6 +45,8 @@ export interface Deps {
 export interface Gatehouse {
   start(): Promise<{ ssh: string; web: string }>;
   stop(reason: string): Promise<void>;
+  /** During a graceful stop: end the wait for live sessions now (a second signal). */
+  hurry(): void;
   readonly ssh: SshServer;
 }
 
@@ -49,16 +57,25 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory): Gatehou
   const { config, store, log, clock, dataDir } = deps;
   let mirror: AuditMirror | undefined;
   let web: FastifyInstance | undefined;
+  let retention: ReturnType<typeof startRetention> | undefined;
+  let disk: DiskWatch | undefined;
+  let drain: Drain | undefined;
+  let requests: RequestNotifier | undefined;
   const hub = new LiveHub();
   // The recording writes and stream hashes of this app run on this worker thread.
   const offload = new Offload();
-  recorder ??= createRecorderFactory({ config, store, clock: highResClock, log, root: dataDir.paths.recordings, hostKey: dataDir.hostKey, hub, offload });
+  const ownRecorder = recorder ? null : createRecorderFactory({ config, store, clock: highResClock, log, root: dataDir.paths.recordings, hostKey: dataDir.hostKey, hub, offload });
+  recorder ??= ownRecorder!;
   // The name on this node's session rows: recovery at start closes only these.
   const node = hostname();
   const ssh = createSshServer({
     store, clock, config, log, ids: deps.ids, gate: new Gate({ store }), node,
     observers: channelObservers({ store, log, recorder, offload }),
     hostKey: dataDir.hostKey, clientKey: dataDir.clientKey, masterKey: dataDir.masterKey, targetKeysDir: dataDir.paths.targetKeys,
+    targetAuth: new TargetAuth({
+      caDir: dataDir.paths.dir, clientKey: dataDir.clientKey, clock,
+      certificateTtlMs: config.targets.certificateTtl, sourceAddresses: config.targets.sourceAddresses,
+    }),
     throttle: new AddressThrottle(clock), grace: new MfaGrace(clock, config.auth.mfaGrace),
     pendingMfa: new PendingMfa(clock, config.auth.maxPendingMfa, config.ssh.loginGraceTime),
   });
@@ -79,10 +96,24 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory): Gatehou
         throw err;
       }
     },
+    hurry() {
+      drain?.cut();
+    },
     async stop(reason) {
+      // Graceful: no new connections, live operators told, up to shutdownGrace for them to finish
+      // (ops/shutdown.ts); then what is left is closed as `shutdown`, its recordings closed cleanly.
+      ssh.stopAccepting();
+      drain = drainSessions({ live: ssh.live, graceMs: config.shutdownGrace, log });
+      const drained = await drain.done;
+      if (drained.remaining > 0) log.info({ sessions: drained.remaining, waitedMs: drained.waitedMs }, 'stopping: closing the sessions still live');
+      await retention?.stop();
+      await requests?.stop();
+      disk?.stop();
       await web?.close();
-      await ssh.close('server_shutdown');
-      // After the sessions: their recordings and digests are closed by now.
+      await ssh.close('shutdown');
+      // After the sessions: their recordings (file, row, audit, index) are closed by now, or a moment
+      // later (a channel's relay can end just after its session row was closed): wait for them.
+      await ownRecorder?.idle(5_000);
       await offload.stop();
       await store.audit.append(draft('server.stop', 'system', { signal: reason }));
       await mirror?.stop();
@@ -98,10 +129,14 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory): Gatehou
     if (interrupted.length > 0) log.warn({ sessions: interrupted }, 'closed sessions left open by a previous run as interrupted');
     const addr = await ssh.listen(config.ssh.listen);
     const sshAddr = formatListen({ host: addr.address, port: addr.port });
+    disk = startDiskWatch({ dir: dataDir.paths.recordings, floor: config.recording.minFreeSpace, log });
+    requests = await startRequestNotifier({ store, config, log });
+    retention = startRetention({ store, root: dataDir.paths.recordings, clock, log, retention: config.recording.retention });
     web = await createWebServer({
       config, store, clock, log, dataDir, hub,
       liveCount: () => ssh.live.size,
       liveBytes: () => [...ssh.live.values()].reduce((n, s) => n + s.bytesUp + s.bytesDown, 0),
+      metrics: () => opsMetrics({ store, freeBytes: () => disk?.free() ?? null, minFreeSpace: config.recording.minFreeSpace }),
     });
     try {
       await web.listen({ host: config.web.listen.host, port: config.web.listen.port });

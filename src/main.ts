@@ -13,7 +13,7 @@ import { createSqliteStore } from './store/sqlite/index.js';
  */
 export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean }, stderr: NodeJS.WriteStream = process.stderr): Promise<void> {
   const config = loadConfig(flags);
-  const log = createLogger({ level: config.log.level });
+  const log = createLogger({ level: config.log.level, format: config.log.format, tty: process.stdout.isTTY === true });
   // A background write that fails (an audit row, a recording row) must be seen, not take the
   // bastion and every live session down with it.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled failure in a background task'));
@@ -39,10 +39,18 @@ export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean },
   const stopped = new Promise<void>((resolve) => {
     // Run until signalled, even while nothing else holds the event loop open.
     keepAlive = setInterval(() => undefined, 1 << 30);
+    let stopping = false;
     onSignal = (signal: NodeJS.Signals) => {
-      unhook();
+      // A second signal while live sessions finish (shutdownGrace) closes them now, still cleanly.
+      if (stopping) {
+        log.warn({ signal }, 'second signal: closing the live sessions now');
+        app.hurry();
+        return;
+      }
+      stopping = true;
       log.info({ signal }, 'gatehouse stopping');
-      app.stop(signal).then(resolve, (err) => {
+      app.stop(signal).then(() => { unhook(); resolve(); }, (err) => {
+        unhook();
         log.error({ err }, 'error while stopping');
         resolve();
       });

@@ -3,12 +3,15 @@ import type { ChannelControl, ChannelInfo, ChannelObserver, ExitInfo, ObserverFa
 import type { Store } from './store/types.js';
 import { StreamDigest } from './proxy/digest.js';
 import type { Offload } from './shared/offload.js';
+import { fileAudit } from './proxy/sftp/observer.js';
 
 /**
  * Everything that watches a relayed channel, assembled here and nowhere else:
  *   counters  bytes and activity for the session row and the idle timeout (the connection's own)
  *   digest    byte counts and SHA-256 of the raw streams, written to the channel row at the end
  *   recorder  the .cast file (fails closed) and, through it, the live view
+ *   files     transfers file by file (proxy/sftp): audit events and the files table; under
+ *             `sftp-read` it stands in the byte path and refuses writes
  * An observer sees a neutral ChannelInfo and the ChannelControl, never the connection.
  */
 export interface ObserverDeps {
@@ -23,7 +26,7 @@ export interface ObserverDeps {
 export function channelObservers(deps: ObserverDeps): ObserverFactory {
   return async (info, ctl) => {
     const recorded = await deps.recorder(info, ctl);
-    return [ctl.counter, channelRow(deps, info, ctl), ...recorded];
+    return [ctl.counter, channelRow(deps, info, ctl), ...recorded, ...fileAudit(deps, info, ctl)];
   };
 }
 

@@ -1,5 +1,26 @@
-// gatehouse web UI: starts asciinema-player on the session page (replay, or live over WebSocket).
-// External file on purpose: the Content-Security-Policy allows no inline script.
+// gatehouse web UI: readable times everywhere, and asciinema-player on the session page (replay, or
+// live over WebSocket). External file on purpose: the Content-Security-Policy allows no inline script.
+(function () {
+  'use strict';
+  // Times come as UTC ISO in <time datetime>: shown relative ("3 h ago"), the exact time on hover in
+  // the browser's time zone and in UTC.
+  var units = [['year', 31536e6], ['month', 2592e6], ['week', 6048e5], ['day', 864e5], ['hour', 36e5], ['minute', 6e4], ['second', 1e3]];
+  var rtf = typeof Intl !== 'undefined' && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' }) : null;
+  var times = document.querySelectorAll('time[datetime]');
+  for (var i = 0; i < times.length; i++) {
+    var el = times[i];
+    var iso = el.getAttribute('datetime');
+    var ms = Date.parse(iso);
+    if (isNaN(ms) || !rtf) continue;
+    var diff = ms - Date.now();
+    var abs = Math.abs(diff);
+    var u = units[units.length - 1];
+    for (var j = 0; j < units.length; j++) if (abs >= units[j][1]) { u = units[j]; break; }
+    el.textContent = rtf.format(Math.round(diff / u[1]), u[0]);
+    el.title = new Date(ms).toLocaleString(undefined, { timeZoneName: 'short' }) + ' (' + iso + ')';
+    el.classList.add('relative');
+  }
+})();
 (function () {
   'use strict';
   var el = document.getElementById('player');

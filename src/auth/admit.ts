@@ -1,6 +1,7 @@
 import { draft } from '../audit/events.js';
 import type { GrantRecord, HostRecord, Store, UserRecord } from '../store/types.js';
 import type { Identity } from './authenticator.js';
+import { isSecurityKeyType } from './sshkey.js';
 import { authorize, firstSshGrant, reachableTargets, type Action, type Grant, type Reachable } from './policy.js';
 
 /**
@@ -14,7 +15,7 @@ export type AdmitReason =
   | 'user_removed' | 'user_disabled' | 'not_operator' | 'key_removed' | 'totp_reset'
   | 'unknown_host' | 'host_disabled' | 'host_key_changed'
   | 'no_grant' | 'login_not_granted' | 'right_not_granted' | 'grant_expired'
-  | 'nested_jump' | 'bad_request';
+  | 'nested_jump' | 'bad_request' | 'security_key_required';
 
 /** What a channel asks to do. `jump` opens an `ssh -J` tunnel: any SSH right on the host will do. */
 export type AdmitAction = Action | 'jump';
@@ -28,6 +29,11 @@ export interface AdmitRequest {
   kind?: string;
   /** Re-checks of a live channel: the host key it was admitted with must still be the pinned one. */
   pinnedHostKey?: string | null;
+  /**
+   * An `sftp` request that can also run read-only (the sftp subsystem, `scp -f`, `rsync --sender`):
+   * without the `sftp` right, the `sftp-read` right admits it, and the Admission says `sftp-read`.
+   */
+  readOnlyOk?: boolean;
 }
 
 /** Who is asking: the identity proven at login, and where it came from. */
@@ -38,7 +44,7 @@ export interface Requester {
 }
 
 export type Admission =
-  | { allow: true; grant: Grant; host: HostRecord }
+  | { allow: true; grant: Grant; host: HostRecord; /** The right the channel runs with, when not the one asked for. */ action?: Action }
   | { allow: false; reason: AdmitReason; message: string };
 
 export interface GateDeps {
@@ -63,6 +69,7 @@ export async function checkIdentity(store: Store, id: Identity): Promise<Identit
   if (user.disabled) return { ok: false, reason: 'user_disabled', message: `user ${user.name} is disabled` };
   const key = await store.keys.byFingerprint(id.fingerprint);
   if (!key || key.user !== user.name) return { ok: false, reason: 'key_removed', message: 'the key you logged in with was removed' };
+  if (user.requireSecurityKey && !isSecurityKeyType(key.type)) return { ok: false, reason: 'security_key_required', message: `user ${user.name} must now log in with a security key` };
   if (((await store.totp.get(user.name))?.createdAt ?? null) !== id.totpCreatedAt) return { ok: false, reason: 'totp_reset', message: 'your TOTP enrolment was reset' };
   return { ok: true, user };
 }
@@ -152,6 +159,10 @@ function decideFor(user: UserRecord, hosts: HostRecord[], grants: GrantRecord[],
 
   if (req.login !== undefined && req.action !== 'jump') {
     const d = authorize({ user, host, login: req.login, action: req.action }, grants, now);
+    if (!d.allow && req.action === 'sftp' && req.readOnlyOk) {
+      const r = authorize({ user, host, login: req.login, action: 'sftp-read' }, grants, now);
+      if (r.allow) return { allow: true, grant: r.grant, host, action: 'sftp-read' };
+    }
     return d.allow ? { allow: true, grant: d.grant, host } : deny(d.reason, d.message);
   }
   // No login named: the first login (in order) that the action may use.

@@ -1,10 +1,11 @@
 import type { AuthContext } from 'ssh2';
-import { draft, type AuthFailureReason } from '../audit/events.js';
+import { draft, type AuditPayloads, type AuthFailureReason } from '../audit/events.js';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Store, TotpRecord } from '../store/types.js';
-import { fingerprintOf, isWeakSignature, verifySignature } from './sshkey.js';
+import { fingerprintOf, isSecurityKeyType, isWeakSignature } from './sshkey.js';
+import { proveKey } from './keyproof.js';
 import type { AddressThrottle, MfaGrace } from './throttle.js';
 import { clientName } from './names.js';
 import type { PendingMfa } from './pending.js';
@@ -14,8 +15,11 @@ import { checkIdentity } from './admit.js';
 /**
  * Two factors on every connection: the public key first (a query gets PK_OK, a signature is
  * verified against the stored key), answered with partial success that leaves only
- * keyboard-interactive; then one TOTP prompt. ssh2 enforces neither an attempt limit nor any of
- * this ordering: it is all here.
+ * keyboard-interactive; then one TOTP prompt. A FIDO2 security key (sk- key) whose signature
+ * shows a touch (and a PIN when the key requires one) with a growing counter is both factors at
+ * once under `auth.securityKeys: second-factor` (the default): the key cannot be phished or
+ * copied, a TOTP code can. ssh2 enforces neither an attempt limit nor any of this ordering: it is
+ * all here.
  */
 export const MAX_AUTH_ATTEMPTS = 6;
 export const TOTP_PROMPT = 'Verification code: ';
@@ -45,6 +49,10 @@ export class ConnectionAuth {
   attempts = 0;
   identity: Identity | null = null;
   private factor1: Identity | null = null;
+  /** The first factor was a security key (the success then says publickey-sk+totp). */
+  private factor1Sk = false;
+  /** Said once through keyboard-interactive when a login was refused for a reason the user must see. */
+  private notice: string | null = null;
   /** Set when the connection must be closed (too many attempts). */
   onGiveUp: () => void = () => undefined;
 
@@ -59,6 +67,7 @@ export class ConnectionAuth {
   private backToKey(): void {
     if (this.factor1) this.deps.pendingMfa.leave(this.factor1.user, this);
     this.factor1 = null;
+    this.factor1Sk = false;
   }
 
   handle(ctx: AuthContext): void {
@@ -87,6 +96,7 @@ export class ConnectionAuth {
     }
     if (ctx.method === 'publickey') return this.publicKey(ctx);
     if (ctx.method === 'keyboard-interactive' && this.factor1 && this.factor1.user === ctx.username) return this.totp(ctx, this.factor1);
+    if (ctx.method === 'keyboard-interactive' && !this.factor1 && this.notice !== null) return this.tell(ctx, this.notice);
     // "none" probes and anything else: say what we accept, without counting a failure.
     ctx.reject(this.factor1 ? ['keyboard-interactive'] : ['publickey'], this.factor1 !== null);
   }
@@ -104,16 +114,28 @@ export class ConnectionAuth {
     if (!user) return this.fail(ctx, ctx.username, 'unknown_key', ['publickey'], false, fp);
     if (user.disabled) return this.fail(ctx, user.name, 'user_disabled', ['publickey'], false, fp);
     if ((await store.lockout.lockedUntil(user.id, clock.now())) !== null) return this.fail(ctx, user.name, 'locked', ['publickey'], false, fp);
+    const securityKey = isSecurityKeyType(key.type);
+    if (user.requireSecurityKey && !securityKey) {
+      // Refused at the query already: the key would never do. keyboard-interactive stays offered
+      // only to say why (OpenSSH shows nothing else before authentication ends).
+      this.notice = `gatehouse: ${user.name} must log in with a security key (ed25519-sk or ecdsa-sk): the key ${fp} is not one.`;
+      return this.fail(ctx, user.name, 'security_key_required', ['publickey', 'keyboard-interactive'], false, fp);
+    }
 
     if (!ctx.signature || !ctx.blob) {
       ctx.accept(); // PK_OK: "this key would do"; proves nothing yet
       return;
     }
-    if (!verifySignature(key.publicKey, ctx)) {
-      return this.fail(ctx, user.name, 'bad_signature', ['publickey'], false, fp);
-    }
+    const proof = await proveKey(store, key, ctx);
+    if (!proof.ok) return this.fail(ctx, user.name, proof.reason, ['publickey'], false, fp);
     const totp = await store.totp.get(user.name);
     const who: Identity = { user: user.name, userId: user.id, fingerprint: fp, totpCreatedAt: totp?.createdAt ?? null };
+    if (proof.securityKey && config.auth.securityKeys === 'second-factor') {
+      // Both factors passed, as a right TOTP code would: the failed-login count starts again.
+      await store.lockout.clear(user.id);
+      this.backToKey();
+      return this.succeed(ctx, who, 'publickey-sk');
+    }
     // Grace needs the same TOTP enrolment as when it was granted: a reset ends the trust.
     if (config.auth.mfaGrace > 0 && totp && grace.trusts(user.name, fp, this.source, totp.createdAt)) {
       this.backToKey();
@@ -125,6 +147,7 @@ export class ConnectionAuth {
       return this.fail(ctx, user.name, 'too_many_pending_mfa', ['publickey'], false, fp);
     }
     this.factor1 = who;
+    this.factor1Sk = proof.securityKey;
     ctx.reject(['keyboard-interactive'], true);
   }
 
@@ -158,8 +181,16 @@ export class ConnectionAuth {
     const changed = await this.changedSinceKey(who, rec);
     if (changed !== null) return this.endChanged(ctx, who, changed);
     this.deps.grace.remember(who.user, who.fingerprint, this.source, rec.createdAt);
+    const sk = this.factor1Sk;
     this.backToKey();
-    return this.succeed(ctx, { ...who, totpCreatedAt: rec.createdAt }, 'publickey+totp');
+    return this.succeed(ctx, { ...who, totpCreatedAt: rec.createdAt }, sk ? 'publickey-sk+totp' : 'publickey+totp');
+  }
+
+  /** Show a message as a keyboard-interactive instruction, then refuse: back to the key. */
+  private async tell(ctx: AuthContext & { method: 'keyboard-interactive' }, text: string): Promise<void> {
+    this.notice = null;
+    await new Promise<void>((resolve) => ctx.prompt([], '', text, () => resolve()));
+    ctx.reject(['publickey']);
   }
 
   private async endChanged(ctx: AuthContext, who: Identity, change: string): Promise<void> {
@@ -184,7 +215,7 @@ export class ConnectionAuth {
     return null;
   }
 
-  private async succeed(ctx: AuthContext, who: Identity, method: 'publickey+totp' | 'publickey+grace'): Promise<void> {
+  private async succeed(ctx: AuthContext, who: Identity, method: AuditPayloads['auth.success']['method']): Promise<void> {
     await this.deps.store.audit.append(draft('auth.success', 'system', { user: who.user, key: who.fingerprint, source: this.source, method }));
     this.deps.throttle.success(this.source);
     this.identity = who;

@@ -71,6 +71,11 @@ function appliesTo(g: GrantRecord, user: UserRecord, host: HostRecord): boolean 
   }
 }
 
+/** `sftp` (read-write) includes `sftp-read` (list and download only). */
+export function grantsRight(rights: readonly Right[], action: Action): boolean {
+  return rights.includes(action) || (action === 'sftp-read' && rights.includes('sftp'));
+}
+
 function deny(reason: DenyReason, message: string, explanation: string[]): Decision {
   return { allow: false, reason, message, explanation };
 }
@@ -91,7 +96,7 @@ export function authorize(req: AccessRequest, grants: readonly GrantRecord[], no
   for (const g of applicable) {
     const live = g.until === null || g.until > now;
     const hasLogin = g.logins.includes(login);
-    const hasRight = g.rights.includes(action);
+    const hasRight = grantsRight(g.rights, action);
     if (!live) {
       why.push(`${grantSummary(g)}: expired`);
       if (hasLogin && hasRight) expired = true;
@@ -139,7 +144,7 @@ export function reachableTargets(user: UserRecord, hosts: readonly HostRecord[],
 }
 
 /** The rights that open an SSH session on a host (what `ssh -J` to it and known-hosts need). */
-const SSH_RIGHTS = ['shell', 'exec', 'sftp'] as const;
+const SSH_RIGHTS = ['shell', 'exec', 'sftp', 'sftp-read'] as const;
 
 /** The first pair that lets the user open any SSH session on the host now, or null. */
 export function firstSshGrant(user: UserRecord, host: HostRecord, grants: readonly GrantRecord[], now: number): Reachable | null {

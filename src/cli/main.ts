@@ -12,6 +12,7 @@ import type { Command, CommandContext, Opened, Options } from './command.js';
 import { oneLine, terminalSafeJson, writeText } from './escape.js';
 import { commands as access } from './commands/access.js';
 import { commands as audit } from './commands/audit.js';
+import { commands as ca } from './commands/ca.js';
 import { commands as grant } from './commands/grant.js';
 import { commands as group } from './commands/group.js';
 import { commands as host } from './commands/host.js';
@@ -21,8 +22,11 @@ import { commands as serve } from './commands/serve.js';
 import { commands as sessions } from './commands/sessions.js';
 import { commands as user } from './commands/user.js';
 import { commands as verify } from './commands/verify.js';
+import { commands as backup } from './commands/backup.js';
+import { commands as retention } from './commands/retention.js';
+import { commands as request } from './commands/request.js';
 
-export const COMMANDS: Command[] = [...serve, ...user, ...group, ...host, ...grant, ...access, ...sessions, ...audit, ...verify, ...key, ...knownHosts];
+export const COMMANDS: Command[] = [...serve, ...user, ...group, ...host, ...grant, ...access, ...sessions, ...audit, ...verify, ...key, ...ca, ...knownHosts, ...backup, ...retention, ...request];
 
 const GLOBAL_OPTIONS: Options = {
   data: { type: 'string' },

@@ -48,6 +48,8 @@ const positiveInt = (def: number) => z.number().int().positive().default(def);
 
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
+  /** On SIGTERM: how long live sessions may run on (told the bastion is going down) before they are closed. */
+  shutdownGrace: duration('30s'),
   ssh: z
     .strictObject({
       listen: listen('0.0.0.0:2222'),
@@ -70,6 +72,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       mfaGrace: duration('0s'),
       maxPendingMfa: positiveInt(3),
+      // A verified touch of a security key (sk- key): the second factor itself (no TOTP prompt), or
+      // only the first, with TOTP still asked.
+      securityKeys: z.enum(['second-factor', 'first-factor']).default('second-factor'),
       lockout: z
         .strictObject({
           failures: positiveInt(5),
@@ -85,6 +90,18 @@ export const configSchema = z.strictObject({
       required: z.boolean().default(true),
       execOutputLimit: size('64MiB'),
       minFreeSpace: size('100MiB'),
+      /** Recordings are deleted this long after their session ended ("180d"); "forever" (default) keeps them. */
+      retention: z.string().default('forever').transform((v, ctx) => {
+        if (v === 'forever') return null;
+        const ms = parseDuration(v);
+        if (ms === null || ms === 0) {
+          ctx.addIssue({ code: 'custom', message: `expected a duration like 180d or "forever", got "${v}"` });
+          return z.NEVER;
+        }
+        return ms;
+      }),
+      /** How soon a live session's output becomes searchable (indexed in steps while it records). */
+      liveIndexEvery: duration('2s'),
     })
     .prefault({}),
   sessions: z
@@ -101,9 +118,45 @@ export const configSchema = z.strictObject({
       witness: z.string().min(1).optional(),
     })
     .prefault({}),
+  targets: z
+    .strictObject({
+      // Lifetime of the certificate for a host with `--auth cert` (never past the grant's end). It
+      // only has to be valid at login: a session outlives its certificate.
+      certificateTtl: duration('5m').refine((ms) => ms >= 10_000 && ms <= 86_400_000, 'expected a duration from 10s to 24h'),
+      // The bastion's egress addresses (IP or CIDR), written into each certificate as source-address.
+      sourceAddresses: z.array(z.string().regex(/^[0-9a-fA-F:.]+(?:\/\d{1,3})?$/, 'expected an IP address or CIDR like 10.0.0.5 or 10.0.0.0/24')).default([]),
+    })
+    .prefault({}),
+  // Just-in-time access requests (auth/requests.ts, `ssh … request LOGIN@HOST`).
+  requests: z
+    .strictObject({
+      /** Distinct approvers a request needs before its grant is made. */
+      approvals: positiveInt(1),
+      /** Requests one user may have pending at once. */
+      maxOpen: positiveInt(3),
+      /** How long `request … --wait` waits for a decision. */
+      waitMax: duration('15m'),
+      /** The access a request asks for when it gives no --for. */
+      defaultDuration: duration('1h'),
+      /** The longest access a request may ask for. */
+      maxDuration: duration('12h'),
+      /** A request nobody decided within this is expired. */
+      pendingTtl: duration('1h'),
+      /** POSTed for each new request and decision, signed (HMAC-SHA256) with the secret in env var secretEnv. */
+      webhook: z
+        .strictObject({
+          url: z.string().regex(/^https?:\/\/\S+$/, 'expected an http(s) URL'),
+          secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected the name of an environment variable'),
+          format: z.enum(['json', 'slack']).default('json'),
+        })
+        .optional(),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** json: one JSON object a line (for machines); pretty: readable lines; auto: pretty on a terminal. */
+      format: z.enum(['auto', 'json', 'pretty']).default('auto'),
     })
     .prefault({}),
 });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { GatehouseError } from '../shared/errors.js';
+import { ensureUserCa } from '../auth/ca.js';
 
 /**
  * The data directory holds everything gatehouse keeps: the SQLite database, the SSH host key, the
@@ -128,6 +129,8 @@ export function openDataDir(dir: string): DataDir {
     return pair.private;
   });
   createOnce(paths.masterKey, () => randomBytes(32).toString('base64') + '\n');
+  // The user CA that signs certificates for `--auth cert` hosts (auth/ca.ts): a key of its own.
+  ensureUserCa(paths.dir);
 
   const hostKey = readSecret(paths.hostKey);
   const clientKey = readSecret(paths.clientKey);

@@ -6,7 +6,9 @@ import type { OperatorConnection } from './connection.js';
 import { runMenu } from './menu.js';
 import { refuse } from './reject.js';
 import { isFileTransfer, parseTarget, type TargetRequest } from './target.js';
+import { readsOnly } from './transfer.js';
 import { knownHostsLines, targetHostKey } from './targetkeys.js';
+import { isRequestCommand, runRequestCommand, type RequestCommandDeps } from './request-command.js';
 
 /**
  * A session channel from the operator: gather pty/env, then on shell/exec/subsystem choose the
@@ -28,6 +30,8 @@ export interface SessionChannelOptions {
   targetKeysDir: string;
   /** Set for the channels of an inner (`ssh -J`) connection: the target was chosen at the jump. */
   fixed?: { login: string; host: string };
+  /** `request LOGIN@HOST …` in command mode (absent: no such command). */
+  requests?: RequestCommandDeps;
 }
 
 export function handleSessionChannel(session: Session, conn: OperatorConnection, opts: SessionChannelOptions): void {
@@ -85,6 +89,9 @@ export function handleSessionChannel(session: Session, conn: OperatorConnection,
       target = { ...opts.fixed, command: request === 'exec' ? arg : null, ...(request === 'subsystem' ? { subsystem: 'sftp' } : {}) };
     } else if (request === 'exec' && arg?.trim() === 'known-hosts') {
       return knownHosts(down);
+    } else if (request === 'exec' && opts.requests && isRequestCommand(arg ?? '')) {
+      // Access requests (proxy/request-command.ts); "request" has no "@", so it is never a target.
+      return runRequestCommand(down, conn, arg ?? '', opts.requests);
     } else if (request === 'exec') {
       const parsed = parseTarget(arg ?? '');
       if (!parsed.ok) return refuse(down, tty, parsed.message, 1);
@@ -99,7 +106,7 @@ export function handleSessionChannel(session: Session, conn: OperatorConnection,
     const kind: Kind = target.subsystem ? 'subsystem' : target.command === null ? 'shell' : 'exec';
     const action: Action = isFileTransfer(kind, target.command) ? 'sftp' : kind === 'shell' ? 'shell' : 'exec';
     await conn.serve(down, {
-      target, kind, action, pty, env,
+      target, kind, action, pty, env, readOnlyOk: action === 'sftp' && readsOnly(kind, target.command),
       started: (u, o) => { up = u; obs = o; },
     });
   }

@@ -3,9 +3,12 @@ import { draft } from '../audit/events.js';
 import type { Admission, AdmitRequest, Gate } from '../auth/admit.js';
 import { ConnectionAuth, type AuthDeps, type Identity } from '../auth/authenticator.js';
 import type { Action, Grant } from '../auth/policy.js';
-import type { ChannelInfo, ObserverFactory } from '../shared/channel.js';
+import type { ChannelFilter, ChannelInfo, ObserverFactory } from '../shared/channel.js';
 import type { Ids } from '../shared/ids.js';
 import { dial, DialFailure } from './dialer.js';
+import type { ChannelPurpose, Credentials, TargetAuth } from './targetauth.js';
+import type { HostRecord } from '../store/types.js';
+import { isoTime } from '../shared/clock.js';
 import { fanOut, relayChannel, type ChannelObserver } from './relay.js';
 import { refuse } from './reject.js';
 import type { TargetRequest } from './target.js';
@@ -30,6 +33,8 @@ export interface ConnectionDeps extends AuthDeps {
   ids: Ids;
   gate: Gate;
   clientKey: Buffer;
+  /** Credentials for hosts with `--auth cert` (an ephemeral key and a certificate per channel). */
+  targetAuth?: TargetAuth;
   observers: ObserverFactory;
   /** The name this node writes on its session rows. */
   node: string;
@@ -84,6 +89,8 @@ export interface ChannelRequest {
   target: TargetRequest;
   kind: ChannelInfo['kind'];
   action: Action;
+  /** A transfer that may run under `sftp-read` (see AdmitRequest.readOnlyOk). */
+  readOnlyOk?: boolean;
   pty: PseudoTtyInfo | null;
   env: Record<string, string>;
   /** The relay started: window changes and signals go upstream, resizes to the observers. */
@@ -226,15 +233,18 @@ export class OperatorConnection implements LiveSession {
     const { store, log } = this.deps;
     const tty = req.pty !== null;
     const { target } = req;
-    const d = await this.admit({ host: target.host, login: target.login, action: req.action, kind: req.kind });
+    const d = await this.admit({ host: target.host, login: target.login, action: req.action, kind: req.kind, ...(req.readOnlyOk ? { readOnlyOk: true } : {}) });
     if (!d.allow) return refuse(down, tty, d.reason === 'unknown_host' ? d.message : `access denied: ${d.message}`, 1);
     const grant = d.grant;
+    // The right the channel runs with: `sftp-read` when that is what admitted it (read-only).
+    const action = d.action ?? req.action;
     if (this.phase !== 'live') return refuse(down, tty, 'this session is ending', 1);
 
     // From admission on, the channel belongs to the session: revocation, kill and the limits see
     // it while it is still dialing, and ending it closes the target side at once, whether or not
     // the operator's client ever answers.
     const channel = this.nextChannel++;
+    let channelUpstream: (() => void) | null = null;
     let up: ClientChannel | null = null;
     let ended: string | null = null;
     const nl = tty ? '\r\n' : '\n';
@@ -245,14 +255,17 @@ export class OperatorConnection implements LiveSession {
       up?.close();
     };
     this.addChannel({
-      channel, grant, action: req.action,
+      channel, grant, action,
       end: (message) => endChannel(message, 255),
       notify: (message) => { try { down.stderr.write(`${nl}gatehouse: ${message}${nl}`); } catch { /* closed */ } },
     });
     try {
       let client: Client;
+      let cert: Credentials['cert'];
       try {
-        client = await this.dial(grant);
+        ({ client, cert } = await this.dial(grant, d.host, { session: this.id, channel, kind: req.kind, pty: tty }));
+        // A certificate's connection is this channel's own: it ends with the channel.
+        if (cert) { const own = client; channelUpstream = () => own.end(); }
       } catch (err) {
         if (ended !== null) return;
         return await this.dialFailed(down, tty, grant, err);
@@ -261,19 +274,22 @@ export class OperatorConnection implements LiveSession {
 
       const command = target.subsystem ?? target.command;
       const info: ChannelInfo = {
-        sessionId: this.id, channel, user: this.identity.user, host: grant.host, login: grant.login, kind: req.kind, command, action: req.action,
+        sessionId: this.id, channel, user: this.identity.user, host: grant.host, login: grant.login, kind: req.kind, command, action,
         pty: req.pty ? { cols: req.pty.cols, rows: req.pty.rows, term: req.pty.term } : null,
       };
       await store.sessions.setTarget(this.id, grant.host, grant.login, grant.grantId);
       await store.sessions.openChannel({ sessionId: this.id, channel, kind: req.kind, command, pty: tty, host: grant.host, login: grant.login });
       await store.audit.append(draft('session.channel', 'system', {
         session: this.id, user: this.identity.user, channel, kind: req.kind, host: grant.host, login: grant.login, command, grant: grant.grantId,
+        ...(cert ? { certSerial: cert.serial, certKeyId: cert.keyId, certValidBefore: isoTime(cert.validBefore * 1000) } : {}),
       }));
 
       let obs: Required<ChannelObserver>;
+      let filter: ChannelFilter | undefined;
       try {
         const observers = await this.deps.observers(info, {
           abort: (message) => endChannel(message, 255), track: (p) => this.track(p), counter: this.counter(),
+          filter: (f) => { filter = f; },
         });
         obs = fanOut(observers, (err) => log.error({ err, session: this.id }, 'observer failed'));
       } catch (err) {
@@ -297,23 +313,43 @@ export class OperatorConnection implements LiveSession {
       up = opened;
       const unregister = this.onClose(() => opened.close());
       req.started(opened, obs);
-      const relayed = relayChannel(down, opened, obs);
+      const relayed = relayChannel(down, opened, obs, filter);
       // Ended while it was connecting: the relay records the end and closes both sides.
       if (ended !== null) opened.close();
       await relayed;
       unregister();
     } finally {
       this.active.delete(channel);
+      channelUpstream?.();
     }
   }
 
   // ── dial ────────────────────────────────────────────────────────────────────────────────────
-  /** One target connection per login@host, shared by its channels (ControlMaster costs one upstream). */
-  private dial(grant: Grant): Promise<Client> {
-    const key = `${grant.login}@${grant.host}`;
+  /**
+   * One target connection per login@host, shared by its channels (ControlMaster costs one upstream).
+   * A host with `--auth cert` gets one per channel instead: the certificate's key id names the
+   * channel, and its pty and forwarding extensions fit that channel only.
+   */
+  private async dial(grant: Grant, host: HostRecord, purpose: ChannelPurpose): Promise<{ client: Client; cert?: Credentials['cert'] }> {
+    if (host.auth === 'cert') {
+      let creds: Credentials;
+      try {
+        if (!this.deps.targetAuth) throw new Error('no certificate authority is configured');
+        creds = this.deps.targetAuth.credentials(grant, 'cert', purpose);
+      } catch (err) {
+        this.deps.log.error({ err, session: this.id }, 'signing a target certificate failed');
+        throw new DialFailure({ kind: 'connect_failed', message: 'cannot sign a certificate for the target; the administrators can find why in the log' });
+      }
+      return { client: await this.upstream(`${grant.login}@${grant.host}#${purpose.channel}`, () => dial(grant, { clientKey: creds.privateKey, certificate: creds.certificate })), cert: creds.cert };
+    }
+    return { client: await this.upstream(`${grant.login}@${grant.host}`, () => dial(grant, { clientKey: this.deps.clientKey })) };
+  }
+
+  /** The upstream connection under this key, dialed once; closeTargets() ends them all. */
+  private upstream(key: string, make: () => Promise<Client>): Promise<Client> {
     let p = this.upstreams.get(key);
     if (!p) {
-      p = dial(grant, { clientKey: this.deps.clientKey });
+      p = make();
       this.upstreams.set(key, p);
       p.then((c) => {
         c.on('close', () => this.upstreams.delete(key));

@@ -4,7 +4,8 @@ import { fingerprintOf, parsePublicKey } from '../auth/sshkey.js';
 import { clientAlgorithms } from './algorithms.js';
 
 /**
- * Reaches a target with the bastion's own client key, and only with a Grant minted by the policy.
+ * Reaches a target with the bastion's own client key (or, for `--auth cert` hosts, an ephemeral key
+ * and its certificate, see targetauth.ts), and only with a Grant minted by the policy.
  * The target's host key must equal the pinned one: ssh2 accepts any host key unless hostVerifier
  * says otherwise, so the check is explicit and a mismatch is an error of its own kind.
  */
@@ -20,7 +21,10 @@ export class DialFailure extends Error {
 }
 
 export interface DialOptions {
-  clientKey: Buffer;
+  /** The static client key, or the channel's ephemeral key when `certificate` is set. */
+  clientKey: Buffer | string;
+  /** A certificate for clientKey (ssh2 presents it through our patch; see patches/). */
+  certificate?: Buffer;
   readyTimeoutMs?: number;
 }
 
@@ -51,6 +55,7 @@ export function dial(grant: Grant, opts: DialOptions): Promise<Client> {
       port: grant.port,
       username: grant.login,
       privateKey: opts.clientKey,
+      ...(opts.certificate ? { certificate: opts.certificate } : {}),
       algorithms: clientAlgorithms(pinned.type),
       readyTimeout: opts.readyTimeoutMs ?? 15_000,
       keepaliveInterval: 30_000,

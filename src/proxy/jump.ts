@@ -3,7 +3,8 @@ import ssh2, { type AuthContext, type ServerChannel, type TcpipRequestInfo } fro
 import { draft } from '../audit/events.js';
 import { printable } from '../auth/admit.js';
 import type { Grant } from '../auth/policy.js';
-import { fingerprintOf, verifySignature } from '../auth/sshkey.js';
+import { proveKey } from '../auth/keyproof.js';
+import { fingerprintOf } from '../auth/sshkey.js';
 import type { HostRecord, Store } from '../store/types.js';
 import { SERVER_ALGORITHMS } from './algorithms.js';
 import { handleSessionChannel } from './channels.js';
@@ -125,8 +126,13 @@ function startInner(channel: ServerChannel, host: HostRecord, conn: OperatorConn
         return ctx.reject(['publickey']);
       }
       if (!ctx.signature || !ctx.blob) return ctx.accept();
-      void store.keys.byFingerprint(fp).then((k) => {
-        if (!k || !verifySignature(k.publicKey, ctx)) return ctx.reject(['publickey']);
+      // The same proof as the outer login: a security key touches again, with a counter that grows.
+      void store.keys.byFingerprint(fp).then(async (k) => {
+        const proof = k ? await proveKey(store, k, ctx) : { ok: false as const, reason: 'unknown_key' as const };
+        if (!proof.ok) {
+          await store.audit.append(draft('auth.failure', 'system', { user: identity.user, source: conn.source, reason: proof.reason, key: fp }));
+          return ctx.reject(['publickey']);
+        }
         login = ctx.username;
         ctx.accept();
       }).catch((err: unknown) => {

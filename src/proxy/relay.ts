@@ -1,5 +1,5 @@
 import type { ClientChannel, ServerChannel } from 'ssh2';
-import type { ChannelObserver, ExitInfo } from '../shared/channel.js';
+import type { ChannelFilter, ChannelObserver, ExitInfo } from '../shared/channel.js';
 
 export type { ChannelInfo, ChannelObserver, ExitInfo } from '../shared/channel.js';
 
@@ -33,7 +33,7 @@ export function fanOut(observers: ChannelObserver[], onError: (err: unknown) => 
 const writeDone = (w: NodeJS.WritableStream & { write(chunk: Buffer, cb: (err?: Error | null) => void): boolean }) =>
   new Promise<void>((resolve) => w.write(Buffer.alloc(0), () => resolve()));
 
-export function relayChannel(down: ServerChannel, up: ClientChannel, obs: Required<ChannelObserver>): Promise<ExitInfo> {
+export function relayChannel(down: ServerChannel, up: ClientChannel, obs: Required<ChannelObserver>, filter?: ChannelFilter): Promise<ExitInfo> {
   return new Promise((resolve) => {
     let exit: ExitInfo = { code: null, signal: null, coreDumped: false, description: '' };
     let finished = false;
@@ -46,12 +46,14 @@ export function relayChannel(down: ServerChannel, up: ClientChannel, obs: Requir
 
     // operator → target
     down.on('data', (d: Buffer) => obs.onInput(d));
-    down.pipe(up);
+    if (filter) down.pipe(filter.toTarget).pipe(up);
+    else down.pipe(up);
 
     // target → operator
     up.on('data', (d: Buffer) => obs.onOutput(d, 'stdout'));
     up.stderr.on('data', (d: Buffer) => obs.onOutput(d, 'stderr'));
-    up.pipe(down, { end: false });
+    if (filter) up.pipe(filter.toOperator).pipe(down, { end: false });
+    else up.pipe(down, { end: false });
     up.stderr.pipe(down.stderr, { end: false });
 
     up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {

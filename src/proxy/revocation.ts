@@ -78,8 +78,11 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
       for (const [i, d] of r.channels.entries()) {
         if (d.allow) continue;
         const ch = channels[i]!;
-        await terminated(entry, d.reason, { channel: ch.channel, host: ch.grant.host, ...(d.reason === 'grant_expired' ? {} : { cause: await causeOnce() }) });
-        entry.endChannel(ch.channel, channelMessage(d.reason, ch.grant.host));
+        // `grant_expired` can name an older, expired grant while the channel's own grant was
+        // removed (a revoked access request): then it is a revocation, said as one.
+        const reason = d.reason === 'grant_expired' && (ch.grant.until === null || ch.grant.until > now) ? 'no_grant' : d.reason;
+        await terminated(entry, reason, { channel: ch.channel, host: ch.grant.host, ...(reason === 'grant_expired' ? {} : { cause: await causeOnce() }) });
+        entry.endChannel(ch.channel, channelMessage(reason, ch.grant.host));
       }
     }
   }

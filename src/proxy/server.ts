@@ -28,6 +28,8 @@ export interface SshServer {
   /** Live operator sessions, by session id. */
   readonly live: ReadonlyMap<string, LiveSession>;
   readonly watcher: PolicyWatcher;
+  /** Accept no new connection (a graceful stop); live ones go on. */
+  stopAccepting(): void;
   close(reason: string): Promise<void>;
 }
 
@@ -66,7 +68,7 @@ export function createSshServer(deps: SshServerDeps): SshServer {
   const peer = (ip: string | undefined, port: number | undefined) => `${ip ?? '?'}|${port ?? 0}`;
 
   const handlers = {
-    session: (ch: ssh2.Session, conn: OperatorConnection) => handleSessionChannel(ch, conn, { targetKeysDir: deps.targetKeysDir }),
+    session: (ch: ssh2.Session, conn: OperatorConnection) => handleSessionChannel(ch, conn, { targetKeysDir: deps.targetKeysDir, requests: { store, config } }),
     tcpip: (accept: () => ssh2.ServerChannel, reject: () => void, info: ssh2.TcpipRequestInfo, conn: OperatorConnection) =>
       handleDirectTcpip(accept, reject, info, conn, { store, ident: SSH_IDENT, targetKeysDir: deps.targetKeysDir }),
     refused: (reject: () => void, message: string) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, message),
@@ -140,12 +142,18 @@ export function createSshServer(deps: SshServerDeps): SshServer {
         });
       });
     },
+    stopAccepting() {
+      if (tcp.listening) tcp.close();
+    },
     async close(reason) {
       watcher.stop();
       await new Promise<void>((resolve) => {
         tcp.close(() => resolve());
+        const ending = new Set<unknown>(live.values());
         for (const s of live.values()) s.end(reason, 'the bastion is shutting down');
-        for (const c of connections) c.disconnect();
+        // A live session hangs up by itself once its channels have said why (end() above); hanging
+        // up now would race the message. The others have nothing to say.
+        for (const c of connections) if (!ending.has(c)) c.disconnect();
         // Connections still before their SSH ident line, or deaf to the goodbye.
         setTimeout(() => { for (const sock of sockets) sock.destroy(); }, 1_500).unref();
       });

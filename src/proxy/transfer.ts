@@ -97,3 +97,25 @@ export function isTransferCommand(command: string): boolean {
   const argv = plainArgv(command);
   return argv !== null && (isScp(argv) || isRsyncServer(argv) || isSftpServer(argv));
 }
+
+/**
+ * A transfer that cannot change the target's files (or one whose writes gatehouse refuses itself,
+ * the sftp server): downloads with `scp -f` and `rsync --server --sender` (without
+ * --remove-source-files, which deletes what it sent), and the sftp server. The `sftp-read` right
+ * admits only these; uploads need `sftp`.
+ */
+export function readsOnly(kind: 'shell' | 'exec' | 'subsystem', command: string | null): boolean {
+  if (kind === 'subsystem') return true;
+  const argv = command === null ? null : plainArgv(command);
+  if (argv === null) return false;
+  if (isSftpServer(argv)) return true;
+  if (isScp(argv)) return argv.includes('-f');
+  if (isRsyncServer(argv)) return argv.includes('--sender') && !argv.includes('--remove-source-files');
+  return false;
+}
+
+/** Whether a transfer command runs the sftp server (its stream is SFTP). */
+export function isSftpServerCommand(command: string | null): boolean {
+  const argv = command === null ? null : plainArgv(command);
+  return argv !== null && isSftpServer(argv);
+}

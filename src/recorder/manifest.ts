@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isoTime } from '../shared/clock.js';
-import type { SessionRecord, Store } from '../store/types.js';
+import type { FileRecord, SessionRecord, Store } from '../store/types.js';
 import { hostKeyVerifier, verifyRecordings } from './verify.js';
 
 /**
@@ -17,11 +17,16 @@ export function sessionJson(s: SessionRecord) {
   };
 }
 
+/** A transferred file as `sessions show`, the export manifest and the web page give it. */
+export function fileJson(f: FileRecord) {
+  return { channel: f.channel, protocol: f.protocol, direction: f.direction, path: f.path, size: f.size, sha256: f.sha256, at: isoTime(f.at) };
+}
+
 export async function exportManifest(
-  store: Store, dirs: { recordings: string; hostKey: Buffer }, s: SessionRecord, exportedBy: string, now: number,
+  store: Store, dirs: { recordings: string; hostKey: Buffer; retention: number | null }, s: SessionRecord, exportedBy: string, now: number,
 ): Promise<{ manifest: Record<string, unknown>; files: { name: string; full: string }[] }> {
   const [report, recs, channels] = await Promise.all([
-    verifyRecordings(store, dirs.recordings, hostKeyVerifier(dirs.hostKey), s.id), store.recordings.list(s.id), store.sessions.channels(s.id),
+    verifyRecordings(store, dirs.recordings, hostKeyVerifier(dirs.hostKey), s.id, { retention: dirs.retention }), store.recordings.list(s.id), store.sessions.channels(s.id),
   ]);
   const manifest = {
     exportedAt: isoTime(now), exportedBy, session: sessionJson(s),
@@ -32,6 +37,7 @@ export async function exportManifest(
       verdict: report.items.find((i) => i.channel === r.channel)?.verdict ?? 'missing',
     })),
     chainOk: report.chain.ok,
+    files: (await store.files.list(s.id)).map(fileJson),
   };
   const files = recs
     .map((r) => ({ name: path.basename(r.path), full: path.join(dirs.recordings, r.path) }))

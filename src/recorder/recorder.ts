@@ -11,7 +11,7 @@ import type { Store } from '../store/types.js';
 import { CastEncoder } from './cast.js';
 import { CastFile, recordingPath } from './file.js';
 import type { LiveHub } from './livehub.js';
-import { indexRecording } from './textindex.js';
+import { indexRecording, LiveIndex, LiveIndexer } from './textindex.js';
 
 /**
  * The recorder is one more observer of the relay: it never parses SSH itself. Policy, written down
@@ -48,11 +48,28 @@ function freeBytes(dir: string): number {
   return Number(st.bavail) * Number(st.bsize);
 }
 
-export function createRecorderFactory(deps: RecorderDeps): (info: ChannelInfo, ctl: ChannelControl) => Promise<ChannelObserver[]> {
+/** The recorder, and how a server waits at shutdown for recordings still closing. */
+export type RecorderFactory = ((info: ChannelInfo, ctl: ChannelControl) => Promise<ChannelObserver[]>) & {
+  /** Resolves when every recording opened so far has closed (row, audit, index), or after timeoutMs. */
+  idle(timeoutMs: number): Promise<void>;
+};
+
+export function createRecorderFactory(deps: RecorderDeps): RecorderFactory {
   const sign = signer(deps.hostKey);
-  return async (ctx, ctl) => {
+  const indexer = new LiveIndexer(deps.config.recording.liveIndexEvery);
+  // Recordings opened and not yet closed: a shutdown waits for them before it stops the writing thread.
+  const open = new Set<object>();
+  const factory = async (ctx: ChannelInfo, ctl: ChannelControl) => {
     try {
-      return [await openChannelRecorder(ctx, ctl, deps, sign)];
+      const token = {};
+      open.add(token);
+      const watched: ChannelControl = { ...ctl, track: (p) => { ctl.track(p); const done = () => { open.delete(token); }; void p.then(done, done); } };
+      try {
+        return [await openChannelRecorder(ctx, watched, deps, sign, indexer)];
+      } catch (err) {
+        open.delete(token);
+        throw err;
+      }
     } catch (err) {
       const required = deps.config.recording.required;
       const message = err instanceof Error ? err.message : String(err);
@@ -64,9 +81,15 @@ export function createRecorderFactory(deps: RecorderDeps): (info: ChannelInfo, c
       return [];
     }
   };
+  return Object.assign(factory, {
+    async idle(timeoutMs: number) {
+      const until = Date.now() + timeoutMs;
+      while (open.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    },
+  });
 }
 
-async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: RecorderDeps, sign: (h: string) => string): Promise<ChannelObserver> {
+async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: RecorderDeps, sign: (h: string) => string, indexer: LiveIndexer): Promise<ChannelObserver> {
   const { config, store, clock } = deps;
   fs.mkdirSync(deps.root, { recursive: true, mode: 0o700 });
   if (freeBytes(deps.root) < config.recording.minFreeSpace) {
@@ -75,7 +98,7 @@ async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: 
   const start = clock.now();
   const file = recordingPath(deps.root, ctx.sessionId, ctx.channel, start);
   const rel = path.relative(deps.root, file);
-  const transfer = ctx.action === 'sftp';
+  const transfer = ctx.action === 'sftp' || ctx.action === 'sftp-read';
   let failed = false;
   const cast = CastFile.create(deps.offload, file, (err) => {
     if (failed) return;
@@ -109,6 +132,8 @@ async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: 
   let recorded = 0;
   let cut = false;
   const counts = { in: 0, out: 0 };
+  const live = transfer ? null : new LiveIndex(store, ctx.sessionId, ctx.channel, (err) => deps.log.warn({ err, session: ctx.sessionId }, 'indexing live output failed'));
+  if (live) indexer.add(live);
 
   return {
     onOutput(d) {
@@ -123,6 +148,7 @@ async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: 
       }
       recorded += d.length;
       emit(enc.output(d));
+      live?.add((clock.now() - start) / 1000, d);
     },
     onInput(d) {
       counts.in += d.length;
@@ -135,8 +161,13 @@ async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: 
       if (!cut) emit(enc.finish(recordInput));
       if (transfer) emit(enc.marker(`transfer ended: ${exit.signal ? `signal ${exit.signal}` : `exit ${exit.code ?? '?'}`}, ${counts.in} bytes in, ${counts.out} bytes out`));
       hub?.close(ctx.sessionId, ctx.channel);
+      if (live) indexer.remove(live);
+      // The file is closed at once (its last writes are queued now, whatever happens next); the
+      // index's last live step is awaited before the exact index replaces the steps.
+      const closing = cast.close();
       ctl.track((async () => {
-        const r = await cast.close();
+        await live?.stop();
+        const r = await closing;
         if (!transfer && !r.error) await indexRecording(store, file, ctx.sessionId, ctx.channel).catch((err: unknown) => deps.log.warn({ err, session: ctx.sessionId }, 'indexing the recording failed'));
         const rec = await store.recordings.close({
           sessionId: ctx.sessionId, channel: ctx.channel, state: r.error ? 'failed' : 'closed', truncated: cut, size: r.size, sha256: r.sha256,

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { stripVTControlCharacters } from 'node:util';
 import type { Store } from '../store/types.js';
 
@@ -16,7 +17,7 @@ export function textChunks(castText: string): { t: number; text: string }[] {
   let cur = '';
   let t0 = 0;
   const flush = () => {
-    const text = stripVTControlCharacters(cur).replace(/\r/g, '');
+    const text = plain(cur);
     if (text.trim()) chunks.push({ t: t0, text });
     cur = '';
   };
@@ -32,14 +33,97 @@ export function textChunks(castText: string): { t: number; text: string }[] {
   return chunks;
 }
 
+const plain = (s: string) => stripVTControlCharacters(s).replace(/\r/g, '');
+
+/**
+ * Index a closed recording: its exact text replaces whatever was indexed in steps while it was live
+ * (a step may have cut an escape sequence or a word in two; the file has them whole).
+ */
 export async function indexRecording(store: Store, file: string, sessionId: string, channel: number): Promise<void> {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.alloc(Math.min(fs.fstatSync(fd).size, MAX_INDEXED));
     const n = fs.readSync(fd, buf, 0, buf.length, 0);
     const text = buf.subarray(0, buf.lastIndexOf(0x0a, n - 1) + 1).toString('utf8');
-    await store.search.index(sessionId, channel, textChunks(text));
+    await store.search.reindex(sessionId, channel, textChunks(text));
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/**
+ * A live channel's output, indexed in steps (every recording.liveIndexEvery) so that a search finds
+ * a session while it runs. The steps are a preview: at close, indexRecording replaces them.
+ */
+export class LiveIndex {
+  private cur = '';
+  private t0 = 0;
+  private seen = 0;
+  private readonly decoder = new StringDecoder('utf8');
+  private pending: { t: number; text: string }[] = [];
+  private writing: Promise<void> = Promise.resolve();
+  private done = false;
+
+  constructor(private readonly store: Store, private readonly sessionId: string, private readonly channel: number, private readonly onError: (err: unknown) => void) {}
+
+  /** Output at `t` seconds into the recording. */
+  add(t: number, d: Buffer): void {
+    if (this.done || this.seen >= MAX_INDEXED) return;
+    this.seen += d.length;
+    const s = this.decoder.write(d);
+    if (!s) return;
+    if (this.cur === '') this.t0 = t;
+    this.cur += s;
+    if (this.cur.length >= CHUNK) this.cut();
+  }
+
+  /** Write what arrived since the last step; steps are written one after the other. */
+  flush(): void {
+    if (this.done) return;
+    if (this.cur) this.cut();
+    if (this.pending.length === 0) return;
+    const chunks = this.pending;
+    this.pending = [];
+    this.writing = this.writing.then(() => this.store.search.index(this.sessionId, this.channel, chunks)).catch(this.onError);
+  }
+
+  get hasPending(): boolean {
+    return this.cur !== '' || this.pending.length > 0;
+  }
+
+  /** No more steps; resolves when the last one is written (indexRecording then replaces them all). */
+  stop(): Promise<void> {
+    this.done = true;
+    return this.writing;
+  }
+
+  private cut(): void {
+    const text = plain(this.cur);
+    if (text.trim()) this.pending.push({ t: this.t0, text });
+    this.cur = '';
+  }
+}
+
+/** One timer for every live channel of a server: each tick writes the channels that printed something. */
+export class LiveIndexer {
+  private readonly live = new Set<LiveIndex>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly everyMs: number) {}
+
+  add(x: LiveIndex): void {
+    this.live.add(x);
+    if (!this.timer) {
+      this.timer = setInterval(() => { for (const l of this.live) if (l.hasPending) l.flush(); }, this.everyMs);
+      this.timer.unref();
+    }
+  }
+
+  remove(x: LiveIndex): void {
+    this.live.delete(x);
+    if (this.live.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
   }
 }

@@ -12,7 +12,7 @@ import { fileDigest } from './file.js';
  * (shorter than recorded), missing (file gone), or live (still being written); and whether the
  * chain of recording rows is whole and signed by this bastion's key.
  */
-export type Verdict = 'intact' | 'modified' | 'truncated' | 'missing' | 'live';
+export type Verdict = 'intact' | 'modified' | 'truncated' | 'missing' | 'live' | 'deleted';
 
 export interface RecordingCheck {
   sessionId: string;
@@ -20,6 +20,8 @@ export interface RecordingCheck {
   file: string;
   state: RecordingRecord['state'];
   verdict: Verdict;
+  /** 'deleted': when retention deleted it (its recording.deleted event is the tombstone). */
+  deletedAt?: number;
 }
 
 export interface RecordingsReport {
@@ -35,8 +37,18 @@ export function hostKeyVerifier(hostKey: Buffer): Verifier {
   return (data, sig) => key.verify(data, sig) === true;
 }
 
-function checkFile(root: string, r: RecordingRecord): Verdict {
+function checkFile(root: string, r: RecordingRecord, tombstones: Map<string, number>, due: (sessionId: string) => number | null): Verdict {
   if (r.state === 'open') return 'live';
+  // Deleted by retention: green only with its audit event (hash-chained, witnessed), which names the
+  // same hash the row keeps, written no earlier than the retention this bastion runs with allows
+  // (the session's end + recording.retention). A row marked deleted without such an event — or a
+  // deletion of a recording retention could not have reached yet, or with retention off — is a
+  // file that went missing: someone who can write the database cannot pass a deletion off as policy.
+  if (r.deletedAt != null) {
+    const at = tombstones.get(`${r.sessionId}|${r.channel}|${r.sha256}`);
+    const from = due(r.sessionId);
+    return at !== undefined && from !== null && at >= from ? 'deleted' : 'missing';
+  }
   const file = path.join(root, r.path);
   if (!fs.existsSync(file)) return 'missing';
   const d = fileDigest(file);
@@ -48,7 +60,10 @@ function checkFile(root: string, r: RecordingRecord): Verdict {
  * `opts.witness` is the report on the witness file (the CLI passes it); without it the latest
  * checkpoint kept in the database is checked instead (the web UI's per-session view).
  */
-export async function verifyRecordings(store: Store, root: string, verify: Verifier, sessionId?: string, opts: { witness?: WitnessReport } = {}): Promise<RecordingsReport> {
+export async function verifyRecordings(
+  store: Store, root: string, verify: Verifier, sessionId?: string,
+  opts: { witness?: WitnessReport; /** recording.retention (ms; null: kept for ever, so no deletion is policy). */ retention?: number | null } = {},
+): Promise<RecordingsReport> {
   const all = await store.recordings.list();
   const problems: string[] = [];
   let prev = RECORDINGS_GENESIS;
@@ -67,9 +82,22 @@ export async function verifyRecordings(store: Store, root: string, verify: Verif
   // Rows removed from the END leave no broken link: the signed checkpoints tell (audit/witnesscheck.ts).
   const witness = opts.witness ?? await verifyCheckpoints(store, verify);
   problems.push(...witness.recordings.problems);
-  const items = all
-    .filter((r) => sessionId === undefined || r.sessionId === sessionId)
-    .map((r): RecordingCheck => ({ sessionId: r.sessionId, channel: r.channel, file: r.path, state: r.state, verdict: checkFile(root, r) }));
-  const filesOk = items.every((i) => i.verdict === 'intact' || i.verdict === 'live');
+  const shown = all.filter((r) => sessionId === undefined || r.sessionId === sessionId);
+  const tombstones = new Map<string, number>();
+  const dueAt = new Map<string, number | null>();
+  const retention = opts.retention ?? null;
+  for (const id of new Set(shown.filter((r) => r.deletedAt != null).map((r) => r.sessionId))) {
+    for (const ev of await store.audit.list({ type: 'recording.deleted', session: id, limit: 100_000 })) {
+      if (ev.data.reason !== 'retention') continue;
+      tombstones.set(`${String(ev.data.session)}|${String(ev.data.channel)}|${String(ev.data.sha256)}`, ev.ts);
+    }
+    const s = await store.sessions.get(id);
+    dueAt.set(id, retention === null || !s || s.endedAt === null ? null : s.endedAt + retention);
+  }
+  const items = shown.map((r): RecordingCheck => {
+    const verdict = checkFile(root, r, tombstones, (id) => dueAt.get(id) ?? null);
+    return { sessionId: r.sessionId, channel: r.channel, file: r.path, state: r.state, verdict, ...(verdict === 'deleted' ? { deletedAt: r.deletedAt! } : {}) };
+  });
+  const filesOk = items.every((i) => i.verdict === 'intact' || i.verdict === 'live' || i.verdict === 'deleted');
   return { ok: filesOk && problems.length === 0, items, chain: { ok: problems.length === 0, rows: closed.length, problems } };
 }

@@ -1,3 +1,4 @@
+import type { Transform } from 'node:stream';
 import type { Right } from '../audit/events.js';
 
 /**
@@ -42,6 +43,12 @@ export interface ChannelControl {
   track(p: Promise<unknown>): void;
   /** The connection's own counters (bytes for the session row, activity for the idle timeout). */
   counter: ChannelObserver;
+  /**
+   * Stand in the channel's byte path (called while the observers are built; at most one per
+   * channel), for a right that must decide what reaches the target: `sftp-read` refuses writes and
+   * answers the operator itself.
+   */
+  filter(f: ChannelFilter): void;
 }
 
 /**
@@ -49,3 +56,12 @@ export interface ChannelControl {
  * error's message (recording fails closed).
  */
 export type ObserverFactory = (info: ChannelInfo, ctl: ChannelControl) => Promise<ChannelObserver[]>;
+
+/**
+ * The relay pipes operator → toTarget → target and target (stdout) → toOperator → operator.
+ * Observers still see the bytes as each side sent them (onInput, onOutput).
+ */
+export interface ChannelFilter {
+  toTarget: Transform;
+  toOperator: Transform;
+}

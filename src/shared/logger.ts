@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -12,7 +13,12 @@ export const REDACT_PATHS = [
   'req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]',
 ];
 
-export function createLogger(opts: { level?: string; destination?: pino.DestinationStream } = {}): Logger {
+/**
+ * JSON lines for machines by default; readable lines (pino-pretty) when `format` is pretty, or auto
+ * and stdout is a terminal. Redaction happens before either, in pino itself.
+ */
+export function createLogger(opts: { level?: string; destination?: pino.DestinationStream; format?: 'auto' | 'json' | 'pretty'; tty?: boolean } = {}): Logger {
+  const readable = opts.format === 'pretty' || (opts.format === 'auto' && opts.tty === true);
   return pino(
     {
       base: { svc: 'gatehouse' },
@@ -21,7 +27,10 @@ export function createLogger(opts: { level?: string; destination?: pino.Destinat
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     },
-    opts.destination ?? pino.destination({ dest: 1, sync: true }),
+    opts.destination ?? (readable
+      // Synchronous, in this thread: the last lines before an exit are never lost.
+      ? pretty({ sync: true, colorize: opts.tty === true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname,svc', destination: 1 })
+      : pino.destination({ dest: 1, sync: true })),
   );
 }
 

@@ -1,4 +1,18 @@
 import type { AuditRecord, GrantWhere, GrantWho, Right, Role } from '../audit/events.js';
+import type { AccessRequestRecord, RequestPolicy, RequestState, RequestTarget, Transition } from '../auth/requests.js';
+
+export type { AccessRequestRecord } from '../auth/requests.js';
+
+/** What an operator asks for (`ssh … request LOGIN@HOST`). */
+export interface NewAccessRequest {
+  user: string;
+  login: string;
+  target: RequestTarget;
+  reason: string;
+  durationMs: number;
+  /** When the pending request expires. */
+  expiresAt: number;
+}
 
 /**
  * The one interface the rest of gatehouse uses for state. The SQLite backend implements it today;
@@ -15,6 +29,8 @@ export interface UserRecord {
   totpEnrolled: boolean;
   groups: string[];
   createdAt: number;
+  /** Only security keys (sk-…) may log in: plain keys are refused. */
+  requireSecurityKey: boolean;
 }
 
 export interface KeyRecord {
@@ -26,6 +42,10 @@ export interface KeyRecord {
   publicKey: string;
   comment: string;
   createdAt: number;
+  /** Security keys: signatures must carry the user-verification flag (PIN or biometric). */
+  verifyRequired: boolean;
+  /** Security keys: the last signature counter accepted (null before the first login). */
+  skCounter: number | null;
 }
 
 export interface NewKey {
@@ -34,6 +54,7 @@ export interface NewKey {
   bits: number;
   publicKey: string;
   comment: string;
+  verifyRequired?: boolean;
 }
 
 export interface TotpRecord {
@@ -66,7 +87,11 @@ export interface HostRecord {
   enabled: boolean;
   groups: string[];
   createdAt: number;
+  /** How the bastion logs in to it: its static client key, or a short-lived certificate. Absent: key. */
+  auth?: TargetAuthMode;
 }
+
+export type TargetAuthMode = 'key' | 'cert';
 
 export interface NewHost {
   name: string;
@@ -75,6 +100,8 @@ export interface NewHost {
   groups: string[];
   hostKey: string | null;
   hostKeyFingerprint: string | null;
+  /** Default key. */
+  auth?: TargetAuthMode;
 }
 
 export interface GrantRecord {
@@ -87,6 +114,8 @@ export interface GrantRecord {
   reason: string;
   createdBy: string;
   createdAt: number;
+  /** What made it when not `grant add`: `request:ID` for an approved access request. */
+  source?: string;
 }
 
 export type NewGrant = Omit<GrantRecord, 'id' | 'createdAt' | 'createdBy'>;
@@ -107,6 +136,21 @@ export interface SessionRecord {
   bytesDown: number;
   /** The server that ran it (null: recorded before sessions named their node). */
   node: string | null;
+}
+
+/** A file an SFTP or scp channel moved (proxy/sftp). */
+export interface FileRecord {
+  sessionId: string;
+  channel: number;
+  protocol: string;
+  /** upload (operator → target), download, or both (read and written through one handle). */
+  direction: string;
+  path: string;
+  /** Bytes moved. */
+  size: number;
+  /** Hex SHA-256 of the whole file, or `partial` when the pieces did not add up to it. */
+  sha256: string;
+  at: number;
 }
 
 export interface ChannelRecord {
@@ -149,6 +193,8 @@ export interface RecordingRecord {
   signature: string | null;
   startedAt: number;
   endedAt: number | null;
+  /** When retention deleted the file (the row stays, with its hash, in the chain). */
+  deletedAt?: number | null;
 }
 
 /** Hashes and counts of the complete raw streams of a channel (what an auditor matches a file against). */
@@ -210,6 +256,33 @@ export interface SessionQuery {
 export interface SessionHit {
   channel: number;
   t: number;
+  /** The line of output holding the first match (at most HIT_LINE_CHARS around it). */
+  line?: string;
+  /** Where the match is in `line` ([start, end) in UTF-16 units), when it could be located. */
+  match?: [number, number] | null;
+}
+
+/** A hit's line is cut to this many characters around the match. */
+export const HIT_LINE_CHARS = 200;
+
+/**
+ * The line of `chunk` that holds `text` (matched case-insensitively, as the trigram index does), cut
+ * to HIT_LINE_CHARS around it, and where the match sits in it.
+ */
+export function hitLine(chunk: string, text: string): { line: string; match: [number, number] | null } {
+  const at = chunk.toLowerCase().indexOf(text.toLowerCase());
+  // Lower-casing can change lengths outside ASCII; then the line is shown without a highlight.
+  if (at < 0 || chunk.slice(at, at + text.length).toLowerCase() !== text.toLowerCase()) {
+    const first = chunk.split('\n').find((l) => l.trim()) ?? '';
+    return { line: first.slice(0, HIT_LINE_CHARS), match: null };
+  }
+  const lineStart = chunk.lastIndexOf('\n', at - 1) + 1;
+  const nl = chunk.indexOf('\n', at + text.length);
+  const lineEnd = nl < 0 ? chunk.length : nl;
+  const room = Math.max(0, HIT_LINE_CHARS - text.length);
+  const from = Math.max(lineStart, at - Math.floor(room / 2));
+  const to = Math.min(lineEnd, Math.max(at + text.length, from + HIT_LINE_CHARS));
+  return { line: chunk.slice(from, to), match: [at - from, Math.min(to, at + text.length) - from] };
 }
 
 export interface SessionQueryResult {
@@ -243,6 +316,8 @@ export interface Store {
     addRole(name: string, role: Role, meta: ChangeMeta): Promise<void>;
     removeRole(name: string, role: Role, meta: ChangeMeta): Promise<void>;
     setPassword(name: string, passwordHash: string, meta: ChangeMeta): Promise<void>;
+    /** Only security keys (sk-…) may log in for this user, or any key again. */
+    setRequireSecurityKey(name: string, required: boolean, meta: ChangeMeta): Promise<void>;
     remove(name: string, meta: ChangeMeta): Promise<void>;
     anyAdmin(): Promise<boolean>;
     /** The scrypt hash of the web password, or null (only the web login reads it). */
@@ -253,6 +328,12 @@ export interface Store {
     list(user: string): Promise<KeyRecord[]>;
     remove(user: string, fingerprint: string, meta: ChangeMeta): Promise<void>;
     byFingerprint(fingerprint: string): Promise<KeyRecord | null>;
+    /**
+     * Accept a security key's signature counter: true only when it is greater than the last one
+     * accepted for that key (or the first), in one atomic step, so of two logins racing with the
+     * same counter exactly one wins. A counter that does not grow means a cloned authenticator.
+     */
+    claimCounter(fingerprint: string, counter: number): Promise<boolean>;
   };
   readonly totp: {
     enroll(user: string, seal: (userId: number) => Buffer, imported: boolean, meta: ChangeMeta): Promise<void>;
@@ -274,6 +355,8 @@ export interface Store {
     list(): Promise<HostRecord[]>;
     setEnabled(name: string, enabled: boolean, meta: ChangeMeta): Promise<void>;
     pinKey(name: string, hostKey: string, fingerprint: string, previous: string | null, meta: ChangeMeta): Promise<void>;
+    /** How the bastion authenticates to the host from its next connection on (admin.host.auth). */
+    setAuth(name: string, auth: TargetAuthMode, meta: ChangeMeta): Promise<void>;
     remove(name: string, meta: ChangeMeta): Promise<void>;
   };
   readonly grants: {
@@ -281,6 +364,27 @@ export interface Store {
     get(id: number): Promise<GrantRecord | null>;
     list(): Promise<GrantRecord[]>;
     remove(id: number, meta: ChangeMeta): Promise<void>;
+  };
+  /** Just-in-time access requests; the transitions are auth/requests.ts `step`, applied atomically here. */
+  readonly requests: {
+    /**
+     * A new pending request, unless the same user already has one pending for the same login and
+     * target (then that one, `created: false`). More than `maxOpen` pending requests are refused.
+     */
+    create(r: NewAccessRequest, limits: { maxOpen: number }): Promise<{ created: boolean; request: AccessRequestRecord }>;
+    get(id: number): Promise<AccessRequestRecord | null>;
+    /** The request whose approval made this grant (the session page names it), or null. */
+    byGrant(grantId: number): Promise<AccessRequestRecord | null>;
+    /** Newest first. */
+    list(filter: { state?: RequestState | undefined; user?: string | undefined; limit?: number | undefined }): Promise<AccessRequestRecord[]>;
+    /**
+     * Apply one transition in one transaction: the new state, its audit event, and the grant it
+     * creates (approval, through the same path as `grant add`, source `request:ID`) or removes
+     * (revoke). A pending request past its time is expired first. Refusals throw a GatehouseError.
+     */
+    decide(id: number, t: Transition, policy: RequestPolicy): Promise<AccessRequestRecord>;
+    /** Expire every pending request past its time (audited); returns them. */
+    expireDue(): Promise<AccessRequestRecord[]>;
   };
   readonly policy: {
     /** A number that changes whenever anything access depends on changes, in any process. */
@@ -339,9 +443,37 @@ export interface Store {
     /** The closed recording at this chain position, or null. */
     bySeq(seq: number): Promise<RecordingRecord | null>;
   };
+  readonly files: {
+    add(f: Omit<FileRecord, 'at'>): Promise<void>;
+    list(sessionId: string): Promise<FileRecord[]>;
+    /** Sessions that moved a file whose path contains `text` (a literal substring). */
+    sessionsWithPath(text: string): Promise<string[]>;
+  };
+  readonly retention: {
+    /** Put a session on legal hold (audited): retention never deletes its recordings. */
+    hold(sessionId: string, reason: string, meta: ChangeMeta): Promise<void>;
+    release(sessionId: string, meta: ChangeMeta): Promise<void>;
+    holdOf(sessionId: string): Promise<{ reason: string; by: string; at: number } | null>;
+    /** Every session on hold, oldest hold first. */
+    held(): Promise<{ sessionId: string; user: string; reason: string; by: string; at: number }[]>;
+    /** Closed, not yet deleted recordings of sessions that ended before `before` and are not held, in chain order. */
+    expired(before: number, limit: number): Promise<RecordingRecord[]>;
+    /** Recordings retention has marked deleted (the sweep removes any file still there). */
+    deleted(): Promise<RecordingRecord[]>;
+    /**
+     * Mark a recording deleted and audit recording.deleted in one transaction; false (nothing done)
+     * when its session is held, or it is already deleted.
+     */
+    markDeleted(sessionId: string, channel: number, meta: ChangeMeta): Promise<boolean>;
+  };
   readonly search: {
     /** Index the text a recording printed, in chunks with their time (seconds) in the recording. */
     index(sessionId: string, channel: number, chunks: { t: number; text: string }[]): Promise<void>;
+    /**
+     * Replace what a channel has indexed so far (the steps indexed while it was live) with its exact
+     * text, read from the closed recording, in one transaction: a search never sees neither.
+     */
+    reindex(sessionId: string, channel: number, chunks: { t: number; text: string }[]): Promise<void>;
     /**
      * Sessions whose output contains `text` (substring), with the first moment it appears: the newest
      * `limit` only. To list or count matches, use sessions.query, which has no cut.
@@ -373,5 +505,10 @@ export interface Store {
     get(key: string): Promise<string | null>;
     set(key: string, value: string): Promise<void>;
   };
+  /**
+   * Run many store calls as one transaction (bulk loads: the bench's data sets, migrations between
+   * stores). Only while nothing else uses this store object: every call made meanwhile joins it.
+   */
+  batch<T>(fn: () => Promise<T>): Promise<T>;
   close(): void;
 }

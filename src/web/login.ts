@@ -34,6 +34,11 @@ export function canView(u: UserRecord): boolean {
   return !u.disabled && (u.roles.includes('auditor') || u.roles.includes('admin'));
 }
 
+/** Who may log in: viewers, and approvers (who see the Requests page only: web/requests.ts). */
+export function canLogIn(u: UserRecord): boolean {
+  return canView(u) || (!u.disabled && u.roles.includes('approver'));
+}
+
 /** A hash with the same parameters as real ones, of a password nobody knows: the stand-in for users without one. */
 export function dummyPasswordHash(): Promise<string> {
   return hashPassword(randomBytes(24).toString('base64'));
@@ -67,11 +72,11 @@ export async function registerLogin(app: FastifyInstance, deps: LoginDeps): Prom
       return reply.code(303).header('location', '/login?error=1').send();
     };
     const u = username ? await store.users.get(username) : null;
-    const stored = u && canView(u) ? await store.users.passwordHash(u.name) : null;
+    const stored = u && canLogIn(u) ? await store.users.passwordHash(u.name) : null;
     // Always one derivation, against the dummy when there is nothing real to compare with.
     const passwordOk = (await deps.verifyPassword(body.password ?? '', stored ?? (await dummy))) && stored !== null;
     if (!u) return fail('unknown_user');
-    if (!canView(u)) return fail(u.disabled ? 'user_disabled' : 'not_auditor');
+    if (!canLogIn(u)) return fail(u.disabled ? 'user_disabled' : 'not_auditor');
     // The same lockout as the SSH login: a locked user is refused whatever they present.
     if ((await store.lockout.lockedUntil(u.id, clock.now())) !== null) return fail('locked');
     if (!passwordOk) {
@@ -90,7 +95,7 @@ export async function registerLogin(app: FastifyInstance, deps: LoginDeps): Prom
     req.session.set('user', u.name);
     req.session.set('gen', await credentialGeneration(store, u.name));
     await store.audit.append(draft('web.login', 'system', { user: u.name, source }));
-    return reply.code(303).header('location', '/sessions').send();
+    return reply.code(303).header('location', canView(u) ? '/sessions' : '/requests').send();
   });
 
   // Logging out deletes the server-side row: the old cookie opens nothing afterwards.

@@ -6,9 +6,10 @@ import { exportManifest } from '../recorder/manifest.js';
 import type { RecordingsReport } from '../recorder/verify.js';
 import { isoTime } from '../shared/clock.js';
 import { formatDuration, parseIsoTime } from '../shared/units.js';
-import { MIN_SEARCH_CHARS, sessionStatus, type RecordingRecord } from '../store/types.js';
+import { MIN_SEARCH_CHARS, sessionStatus, type RecordingRecord, type SessionHit, type SessionQuery } from '../store/types.js';
 import { Html, html, page } from './html.js';
 import { badInput, DATE, digits, matching, oneOf, only, SESSION_ID, text, USER_NAME } from './input.js';
+import { filesSection } from './files.js';
 import { tar } from './tar.js';
 import type { WebDeps } from './server.js';
 
@@ -27,6 +28,9 @@ const S = {
   sessions: {
     querystring: only({ q: text(200), user: text(64), host: text(255), since: DATE, status: oneOf(['', ...STATUSES]), page: digits(6) }),
   },
+  sessionsExport: {
+    querystring: only({ q: text(200), user: text(64), host: text(255), since: DATE, status: oneOf(['', ...STATUSES]) }),
+  },
   session: {
     params: only({ id: SESSION_ID }, ['id']),
     querystring: only({ channel: { ...digits(6), minLength: 1 }, t: matching(/^[0-9]{0,9}(\.[0-9]{1,3})?$/, 16) }),
@@ -37,6 +41,56 @@ const S = {
   userAction: { params: only({ name: USER_NAME, action: oneOf(['disable', 'enable']) }, ['name', 'action']), querystring: only(), body: only({ _csrf: text(256) }) },
   grantRemove: { params: only({ id: { ...digits(15), minLength: 1 } }, ['id']), querystring: only(), body: only({ _csrf: text(256) }) },
 };
+
+/** The most sessions one export holds. */
+const MAX_EXPORT = 100_000;
+
+/** The list's filters as one store query (the page and the exports read the same). */
+function queryOf(q: Q): { query: Omit<SessionQuery, 'limit' | 'offset'>; searchText: string; searching: boolean } {
+  const searchText = q.q?.trim() ?? '';
+  const searching = [...searchText].length >= MIN_SEARCH_CHARS;
+  return {
+    query: {
+      text: searching ? searchText : undefined, user: q.user || undefined, host: q.host || undefined, since: sinceOf(q),
+      status: STATUSES.find((x) => x === q.status),
+    },
+    searchText, searching,
+  };
+}
+
+/** The replay opens half a second before the hit. */
+function momentQuery(hit: SessionHit): string {
+  return `?channel=${hit.channel}&t=${Math.max(0, hit.t - 0.5).toFixed(1)}`;
+}
+
+/** A time shown as UTC; app.js turns it into "3 h ago" with the browser's local time on hover. */
+function timeOf(ms: number): Html {
+  const iso = isoTime(ms);
+  return html`<time datetime="${iso}" title="${iso}">${iso}</time>`;
+}
+
+/** The hit's line with the match marked (escaped piece by piece: the line is what a target printed). */
+function highlighted(line: string, match: [number, number] | null): Html {
+  if (!match) return html`<code class="hit-line">${line}</code>`;
+  return html`<code class="hit-line">${line.slice(0, match[0])}<mark>${line.slice(match[0], match[1])}</mark>${line.slice(match[1])}</code>`;
+}
+
+/**
+ * One CSV field (RFC 4180). A field a spreadsheet would run as a formula (= + - @, tab, CR) gets a
+ * leading apostrophe: a target's output must not become a formula in an auditor's spreadsheet.
+ */
+function csvField(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  let s = String(v);
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+function exportHref(q: Q, format: 'csv' | 'json'): string {
+  const p = new URLSearchParams(Object.entries(q).filter(([k, v]) => k !== 'page' && v) as [string, string][]);
+  const qs = p.toString();
+  return `/sessions.${format}${qs ? `?${qs}` : ''}`;
+}
 
 /** A date filter: empty is no filter; anything else must be an ISO date. */
 function sinceOf(q: Q): number | undefined {
@@ -63,15 +117,9 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
   app.get('/sessions', guarded(S.sessions), async (req, reply) => {
     const q = req.query as Q;
     const pageNo = Math.max(1, Number(q.page) || 1);
-    const since = sinceOf(q);
-    const statusFilter = STATUSES.find((x) => x === q.status);
-    const searchText = q.q?.trim() ?? '';
-    const searching = [...searchText].length >= MIN_SEARCH_CHARS;
+    const { query: filters, searchText, searching } = queryOf(q);
     // Text, filters, paging and the count are one store query: every match is reachable, the count is exact.
-    const found = await store.sessions.query({
-      text: searching ? searchText : undefined, user: q.user || undefined, host: q.host || undefined, since, status: statusFilter,
-      limit: PAGE_SIZE, offset: (pageNo - 1) * PAGE_SIZE,
-    });
+    const found = await store.sessions.query({ ...filters, limit: PAGE_SIZE, offset: (pageNo - 1) * PAGE_SIZE });
     const rows = found.items.map((i) => i.session);
     const hits = new Map(found.items.map((i) => [i.session.id, i.hit]));
     const total = found.total;
@@ -89,19 +137,51 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         <input name="since" placeholder="since (ISO date)" value="${q.since ?? ''}">
         <select name="status">${['', 'live', 'ended', 'terminated', 'interrupted'].map((s) => html`<option value="${s}"${new Html(q.status === s ? ' selected' : '')}>${s || 'any status'}</option>`)}</select>
         <button type="submit">Find</button></form>
-      <p>${found.exact ? '' : 'more than '}${total} session(s)${searchText && !searching ? ` (search needs at least ${MIN_SEARCH_CHARS} characters)` : ''}</p>
-      <table><thead><tr><th>Session</th><th>User</th><th>From</th><th>Target</th><th>Command</th><th>Started</th><th>Duration</th><th>Status</th><th>Recording</th></tr></thead><tbody>
+      <p class="count">${found.exact ? '' : 'at least '}${total} session(s)${searchText && !searching ? ` (search needs at least ${MIN_SEARCH_CHARS} characters)` : ''}
+        ${total > 0 ? html` · export <a href="${exportHref(q, 'csv')}" id="export-csv">CSV</a> <a href="${exportHref(q, 'json')}" id="export-json">JSON</a>` : ''}</p>
+      <table class="sessions"><thead><tr><th>Session</th><th>User</th><th>From</th><th>Target</th><th>Command</th><th>Started</th><th>Duration</th><th>Status</th><th>Recording</th></tr></thead><tbody>
       ${rows.map((s) => {
         const hit = hits.get(s.id);
-        const href = `/sessions/${encodeURIComponent(s.id)}${hit ? `?channel=${hit.channel}&t=${Math.max(0, hit.t - 0.5).toFixed(1)}` : ''}`;
+        const href = `/sessions/${encodeURIComponent(s.id)}${hit ? momentQuery(hit) : ''}`;
         const x = extra.get(s.id);
         return html`<tr><td><a href="${href}">${s.id}</a></td><td>${s.user}</td><td>${s.sourceAddr}</td><td>${s.host ? `${s.login}@${s.host}` : '-'}</td>
-          <td><code>${(x?.command ?? '').slice(0, 80)}</code></td><td>${isoTime(s.startedAt)}</td><td>${formatDuration(wholeSeconds((s.endedAt ?? now) - s.startedAt))}</td><td class="status-${sessionStatus(s)}">${sessionStatus(s)}</td><td class="integrity-${x?.integrity ?? 'none'}">${x?.integrity ?? '-'}</td></tr>`;
+          <td><code>${(x?.command ?? '').slice(0, 80)}</code></td><td>${timeOf(s.startedAt)}</td><td>${formatDuration(wholeSeconds((s.endedAt ?? now) - s.startedAt))}</td><td class="status-${sessionStatus(s)}">${sessionStatus(s)}</td><td class="integrity-${x?.integrity ?? 'none'}">${x?.integrity ?? '-'}</td></tr>
+          ${hit?.line !== undefined ? html`<tr class="hit"><td colspan="9"><a class="moment" href="${href}">channel ${hit.channel} at ${formatDuration(Math.floor(hit.t) * 1000)}</a> ${highlighted(hit.line, hit.match ?? null)}</td></tr>` : ''}`;
       })}
       </tbody></table>
-      <p class="pager">${pageNo > 1 ? html`<a href="${pager(q, pageNo - 1)}">previous</a>` : ''} ${pageNo * PAGE_SIZE < total ? html`<a href="${pager(q, pageNo + 1)}">next</a>` : ''}</p>`;
+      <p class="pager">${pageNo > 1 ? html`<a href="${pager(q, pageNo - 1)}">previous</a>` : ''} ${pageNo * PAGE_SIZE < total || (!found.exact && rows.length === PAGE_SIZE) ? html`<a href="${pager(q, pageNo + 1)}">next</a>` : ''}</p>`;
     return sendPage(reply, page('Sessions', req.webUser!, body));
   });
+
+  // The whole result of a search, not a page: every match, in the list's order, audited.
+  const exportSessions = (format: 'csv' | 'json') => async (req: FastifyRequest, reply: FastifyReply) => {
+    const q = req.query as Q;
+    const { query: filters } = queryOf(q);
+    // One query for the whole result (one pass over the matches), one row more than an export holds.
+    const rows = (await store.sessions.query({ ...filters, limit: MAX_EXPORT + 1, offset: 0 })).items;
+    if (rows.length > MAX_EXPORT) {
+      return reply.code(413).type('text/plain').send(`more than ${MAX_EXPORT} sessions match: an export holds at most ${MAX_EXPORT}; narrow the search (user, host, since, status)`);
+    }
+    const origin = `${req.protocol}://${req.host}`;
+    const out = rows.map(({ session: s, hit }) => ({
+      id: s.id, user: s.user, from: s.sourceAddr, target: s.host ? `${s.login}@${s.host}` : null,
+      startedAt: isoTime(s.startedAt), endedAt: s.endedAt === null ? null : isoTime(s.endedAt), status: sessionStatus(s), endReason: s.endReason,
+      hit: hit ? { channel: hit.channel, t: hit.t, line: hit.line ?? null } : null,
+      link: `${origin}/sessions/${encodeURIComponent(s.id)}${hit ? momentQuery(hit) : ''}`,
+    }));
+    await store.audit.append(draft('sessions.exported', actor(req), {
+      format, count: out.length, text: filters.text ?? null, user: filters.user ?? null, host: filters.host ?? null,
+      since: filters.since === undefined ? null : isoTime(filters.since), status: filters.status ?? null,
+    }));
+    const name = `gatehouse-sessions-${isoTime(clock.now()).replace(/[:.]/g, '-')}.${format}`;
+    reply.header('content-disposition', `attachment; filename="${name}"`).header('cache-control', 'no-store');
+    if (format === 'json') return reply.type('application/json; charset=utf-8').send(JSON.stringify(out, null, 2) + '\n');
+    const header = ['id', 'user', 'from', 'target', 'started_at', 'ended_at', 'status', 'end_reason', 'hit_channel', 'hit_t', 'hit_line', 'link'];
+    const lines = out.map((r) => [r.id, r.user, r.from, r.target, r.startedAt, r.endedAt, r.status, r.endReason, r.hit?.channel, r.hit?.t, r.hit?.line, r.link].map(csvField).join(','));
+    return reply.type('text/csv; charset=utf-8').send([header.join(','), ...lines].join('\r\n') + '\r\n');
+  };
+  app.get('/sessions.csv', guarded(S.sessionsExport), exportSessions('csv'));
+  app.get('/sessions.json', guarded(S.sessionsExport), exportSessions('json'));
 
   app.get('/sessions/:id', guarded(S.session), async (req, reply) => {
     const { id } = req.params as { id: string };
@@ -117,20 +197,24 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const rec = recordings.find((r) => r.channel === channel);
     const verdict = report.items.find((i) => i.channel === channel)?.verdict ?? 'missing';
     const live = hub.isLive(s.id, channel);
+    // A session allowed by an approved access request names it (web/requests.ts).
+    const viaRequest = s.grantId !== null ? await store.requests.byGrant(s.grantId) : null;
     const body = html`
       <dl class="meta"><dt>User</dt><dd>${s.user} from ${s.sourceAddr}</dd><dt>Target</dt><dd>${s.host ? `${s.login}@${s.host}` : '-'}</dd>
-        <dt>Started</dt><dd>${isoTime(s.startedAt)}</dd><dt>Ended</dt><dd>${s.endedAt ? `${isoTime(s.endedAt)} (${s.endReason})` : 'live'}</dd>
+        <dt>Started</dt><dd>${timeOf(s.startedAt)}</dd><dt>Ended</dt><dd>${s.endedAt ? html`${timeOf(s.endedAt)} (${s.endReason})` : 'live'}</dd>
         <dt>Bytes</dt><dd>${s.bytesUp} up, ${s.bytesDown} down</dd>
+        ${viaRequest ? html`<dt>Request</dt><dd id="via-request"><a href="/requests/${viaRequest.id}">#${viaRequest.id}</a>: ${viaRequest.reason} (approved by ${viaRequest.approvals.map((a) => a.by).join(', ')})</dd>` : ''}
         <dt>Integrity</dt><dd class="integrity-${verdict}" id="integrity">${verdict}${report.chain.ok ? '' : ' (chain broken)'}</dd></dl>
       ${s.endedAt === null && req.webUser!.admin ? postButton(`/sessions/${s.id}/kill`, 'End session', req.webUser!.csrf, 'end-session') : ''}
       <h2>Channels</h2><table><thead><tr><th>#</th><th>Kind</th><th>Target</th><th>Command</th><th>Exit</th><th>Recording</th></tr></thead><tbody>
       ${channels.map((c) => html`<tr><td>${c.channel}</td><td>${c.kind}${c.pty ? ' (pty)' : ''}</td><td>${c.login}@${c.host}</td><td><code>${c.command ?? ''}</code></td>
         <td>${c.exitStatus ?? c.exitSignal ?? ''}</td><td>${recordings.some((r) => r.channel === c.channel) ? html`<a href="/sessions/${s.id}?channel=${c.channel}">replay</a> · <a href="/sessions/${s.id}/${c.channel}.cast">download .cast</a>` : '-'}</td></tr>`)}
       </tbody></table>
+      ${await filesSection(store, s.id)}
       <h2>${live ? 'Live' : 'Replay'}</h2>
       ${rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}"></div>` : html`<p>No recording.</p>`}
       <p><a href="/sessions/${s.id}/export.tar">download the export bundle</a> (recordings + manifest with hashes and integrity) · <a href="/sessions/${s.id}/manifest.json">manifest only</a></p>
-      <h2>Audit events</h2><ul class="events">${events.map((e) => html`<li>${isoTime(e.ts)} <code>${e.type}</code> ${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</li>`)}</ul>`;
+      <h2>Audit events</h2><ul class="events">${events.map((e) => html`<li>${timeOf(e.ts)} <code>${e.type}</code> ${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</li>`)}</ul>`;
     return sendPage(reply, page(`Session ${s.id}`, req.webUser!, body));
   });
 
@@ -140,7 +224,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const s = await store.sessions.get(id);
     if (!s) return reply.code(404).send('not found');
     if (file === 'manifest.json' || file === 'export.tar') {
-      const { manifest, files } = await exportManifest(store, { recordings: deps.dataDir.paths.recordings, hostKey: deps.dataDir.hostKey }, s, actor(req), clock.now());
+      const { manifest, files } = await exportManifest(store, { recordings: deps.dataDir.paths.recordings, hostKey: deps.dataDir.hostKey, retention: deps.config.recording.retention }, s, actor(req), clock.now());
       if (file === 'manifest.json') return reply.header('content-disposition', `attachment; filename="${s.id}-manifest.json"`).send(manifest);
       const entries = files.map((f) => ({ name: `${s.id}/${f.name}`, data: fs.readFileSync(f.full) }));
       entries.push({ name: `${s.id}/manifest.json`, data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') });
@@ -170,7 +254,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const body = html`<form method="get" action="/audit" class="filters"><input name="type" placeholder="type (e.g. auth or admin.user)" value="${q.type ?? ''}">
       <input name="user" placeholder="user" value="${q.user ?? ''}"><input name="since" placeholder="since (ISO date)" value="${q.since ?? ''}"><button type="submit">Filter</button></form>
       <table><thead><tr><th>#</th><th>Time</th><th>Type</th><th>Actor</th><th>What</th></tr></thead><tbody>
-      ${rows.reverse().map((e) => html`<tr><td>${e.id}</td><td>${isoTime(e.ts)}</td><td><code>${e.type}</code></td><td>${e.actor}</td><td>${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</td></tr>`)}
+      ${rows.reverse().map((e) => html`<tr><td>${e.id}</td><td>${timeOf(e.ts)}</td><td><code>${e.type}</code></td><td>${e.actor}</td><td>${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</td></tr>`)}
       </tbody></table>`;
     return sendPage(reply, page('Audit log', req.webUser!, body));
   });
@@ -207,7 +291,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const token = req.webUser!.csrf;
     const body = html`<table><thead><tr><th>#</th><th>Who</th><th>Where</th><th>Logins</th><th>Rights</th><th>Until</th><th>Reason</th>${admin ? html`<th></th>` : ''}</tr></thead><tbody>
       ${grants.map((g) => html`<tr><td>${g.id}</td><td>${g.who.kind} ${g.who.name}</td><td>${whereText(g.where)}</td><td>${g.logins.join(', ')}</td><td>${g.rights.join(', ')}</td>
-        <td>${g.until === null ? '-' : isoTime(g.until)}</td><td>${g.reason}</td>
+        <td>${g.until === null ? '-' : timeOf(g.until)}</td><td>${g.reason}</td>
         ${admin ? html`<td>${postButton(`/grants/${g.id}/remove`, 'Remove', token)}</td>` : ''}</tr>`)}
       </tbody></table>`;
     return sendPage(reply, page('Grants', req.webUser!, body));

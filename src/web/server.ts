@@ -24,6 +24,7 @@ import { AJV_OPTIONS, frameworkErrors, only, registerInputGate } from './input.j
 import { registerLive } from './live.js';
 import { canView, credentialGeneration, csrfUserInfo, registerLogin, type PasswordVerifier } from './login.js';
 import { registerPages } from './pages.js';
+import { registerRequests } from './requests.js';
 
 export { canView };
 
@@ -41,6 +42,8 @@ export interface WebDeps {
   hub: LiveHub;
   liveCount: () => number;
   liveBytes: () => number;
+  /** More /metrics lines (ops/metrics.ts: lockouts, free space, retention). */
+  metrics?: () => Promise<string[]>;
   /** The password check (tests spy on it); default: scrypt from auth/password. */
   verifyPassword?: PasswordVerifier;
 }
@@ -162,6 +165,7 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
       '# HELP gatehouse_auth_failures_total Refused SSH authentication attempts.', '# TYPE gatehouse_auth_failures_total counter', `gatehouse_auth_failures_total ${authFailures}`,
       '# HELP gatehouse_bytes_relayed_total Bytes relayed in both directions.', '# TYPE gatehouse_bytes_relayed_total counter', `gatehouse_bytes_relayed_total ${bytes}`,
       '# HELP gatehouse_recording_failures_total Recordings that could not be opened or written.', '# TYPE gatehouse_recording_failures_total counter', `gatehouse_recording_failures_total ${recFailures}`,
+      ...(deps.metrics ? await deps.metrics() : []),
       '',
     ].join('\n');
   });
@@ -170,7 +174,13 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
     const name = req.session.get('user');
     const u = name ? await store.users.get(name) : null;
-    if (!u || !canView(u) || req.session.get('gen') !== (await credentialGeneration(store, u.name))) {
+    const gen = u ? await credentialGeneration(store, u.name) : null;
+    // An approver-only account is signed in for the Requests page alone: elsewhere it is told so and
+    // stays signed in (its session is checked like any other on /requests).
+    if (u && !u.disabled && u.roles.includes('approver') && !canView(u) && req.session.get('gen') === gen) {
+      return reply.code(403).type('text/plain').send('approvers see the Requests page only: /requests');
+    }
+    if (!u || !canView(u) || req.session.get('gen') !== gen) {
       if (name) await req.session.destroy();
       return reply.code(req.method === 'GET' && !req.headers.upgrade ? 302 : 401).header('location', '/login').send();
     }
@@ -185,6 +195,7 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
     return !!u && canView(u) && gen === (await credentialGeneration(store, name));
   };
   registerLive(app, { ...deps, authenticate, stillSignedIn });
-  await registerPages(app, { ...deps, authenticate, verify: async (id) => verifyRecordings(store, dataDir.paths.recordings, hostKeyVerifier(dataDir.hostKey), id) });
+  await registerPages(app, { ...deps, authenticate, verify: async (id) => verifyRecordings(store, dataDir.paths.recordings, hostKeyVerifier(dataDir.hostKey), id, { retention: deps.config.recording.retention }) });
+  registerRequests(app, deps);
   return app;
 }

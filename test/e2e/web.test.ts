@@ -115,11 +115,21 @@ describe.runIf(haveOpenSsh() && haveChromium())('web UI in a real browser', () =
     // Watching live is audited, with who watched which channel.
     expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'web.live_view']).at(-1)!.data).toMatchObject({ user: 'ada', session: sid, channel: 0, sessionUser: 'alice' });
 
+    // Searchable while it runs (indexed in steps, recording.liveIndexEvery: 2 s by default): the web
+    // list links to the moment, the CLI gives the same answer.
+    type Found = { sessions: { id: string; status: string; hit: { channel: number; t: number; line: string } | null }[] };
+    await expect.poll(async () => (await (await page.request.get(`${w.web}/sessions?q=live-line-`)).text()).includes(`href="/sessions/${sid}?channel=0&amp;t=`), { timeout: 15_000 }).toBe(true);
+    const live = ghJson<Found>(w.data, ['sessions', 'search', 'live-line-', '--json']).sessions.filter((x) => x.id === sid);
+    expect(live).toEqual([expect.objectContaining({ status: 'live', hit: expect.objectContaining({ channel: 0, line: expect.stringMatching(/^live-line-\d+$/) }) })]);
+
     await page.click('#end-session');
     const r = await running;
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('gatehouse: session ended by an administrator');
     expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'admin.session.kill']).at(-1)).toMatchObject({ actor: 'web:ada' });
+    // At close the exact text replaces the steps: still one hit, the session now ended, its first line first.
+    await expect.poll(() => ghJson<Found>(w.data, ['sessions', 'search', 'live-line-', '--json']).sessions.filter((x) => x.id === sid).map((x) => x.status), { timeout: 10_000 }).toEqual(['terminated']);
+    expect(ghJson<Found>(w.data, ['sessions', 'search', 'live-line-', '--json']).sessions.find((x) => x.id === sid)!.hit!.line).toBe('live-line-1');
   });
 
   it('a WebSocket upgrade from another origin is refused; Log out ends the web session and the old cookie opens nothing', async () => {

@@ -41,8 +41,11 @@ async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   }
 }
 
-/** A real sshd on 127.0.0.1 with its own temporary config, host key and authorized_keys. */
-export async function startSshd(authorizedKeys: string[]): Promise<Sshd> {
+/**
+ * A real sshd on 127.0.0.1 with its own temporary config, host key and authorized_keys. `config`
+ * adds lines (e.g. TrustedUserCAKeys FILE); sshd logs at VERBOSE to its stderr (proc.stderr()).
+ */
+export async function startSshd(authorizedKeys: string[], opts: { config?: string[] } = {}): Promise<Sshd> {
   const dir = tempDir('gatehouse-sshd-');
   const port = await freePort();
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_ed25519'), '-C', 'target']);
@@ -54,7 +57,7 @@ export async function startSshd(authorizedKeys: string[]): Promise<Sshd> {
     `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_ed25519')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${ak}`, 'UsePAM no', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
     'PubkeyAuthentication yes', 'StrictModes no', 'PermitRootLogin yes', 'AcceptEnv LANG LC_*',
-    'Subsystem sftp internal-sftp', 'LogLevel VERBOSE', 'MaxStartups 100:30:200', 'MaxSessions 100', '',
+    'Subsystem sftp internal-sftp', 'LogLevel VERBOSE', 'MaxStartups 100:30:200', 'MaxSessions 100', ...(opts.config ?? []), '',
   ].join('\n'));
   const proc = startProc(SSHD, ['-D', '-e', '-f', cfg]);
   await waitForPort(port);

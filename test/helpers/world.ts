@@ -70,7 +70,10 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
 
   const port = await freePort();
   const webPort = await freePort();
-  const cfgArgs = opts.config ? ['--config', writeFile(dir, 'gatehouse.yaml', opts.config)] : [];
+  // Tests stop their servers with sessions still open: a stop need not wait out the production
+  // shutdownGrace (30 s) unless the test sets its own.
+  const grace = /^shutdownGrace:/m.test(opts.config ?? '') ? '' : 'shutdownGrace: 1s\n';
+  const cfgArgs = ['--config', writeFile(dir, 'gatehouse.yaml', `${grace}${opts.config ?? ''}`)];
   const launch = async () => {
     const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${webPort}`, ...cfgArgs], {
       env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' },

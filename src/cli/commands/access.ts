@@ -5,7 +5,7 @@ import { str, type Command } from '../command.js';
 
 export const commands: Command[] = [
   {
-    names: ['access', 'check'], args: 'USER HOST LOGIN [--action shell|exec|sftp|forward]',
+    names: ['access', 'check'], args: 'USER HOST LOGIN [--action shell|exec|sftp|sftp-read|forward]',
     summary: 'explain whether USER may reach LOGIN@HOST and which grant decides (exit 0 allow, 1 deny)',
     json: true, options: { action: { type: 'string' } }, positionals: { min: 3, max: 3 },
     async handler(ctx, values, [userName, hostName, login]) {

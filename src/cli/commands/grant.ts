@@ -13,6 +13,7 @@ function grantJson(g: GrantRecord) {
   return {
     id: g.id, who: g.who, where: g.where, logins: g.logins, rights: g.rights,
     until: g.until === null ? null : isoTime(g.until), reason: g.reason, createdBy: g.createdBy, createdAt: isoTime(g.createdAt),
+    ...(g.source !== undefined ? { source: g.source } : {}),
   };
 }
 

@@ -2,7 +2,7 @@ import { parsePublicKey } from '../../auth/sshkey.js';
 import { isoTime } from '../../shared/clock.js';
 import { invalid, notFound, usageError } from '../../shared/errors.js';
 import { checkName } from '../../shared/names.js';
-import type { HostRecord } from '../../store/types.js';
+import type { HostRecord, TargetAuthMode } from '../../store/types.js';
 import { fetchHostKey } from '../../proxy/hostkey.js';
 import { GatehouseError } from '../../shared/errors.js';
 import { str, strs, table, type Command } from '../command.js';
@@ -16,8 +16,16 @@ function hostJson(h: HostRecord) {
   const key = h.hostKey ? parsePublicKey(h.hostKey) : null;
   return {
     name: h.name, address: h.address, port: h.port, groups: h.groups, enabled: h.enabled,
-    hostKey: h.hostKey, hostKeyFingerprint: key?.fingerprint ?? null, createdAt: isoTime(h.createdAt),
+    hostKey: h.hostKey, hostKeyFingerprint: key?.fingerprint ?? null, createdAt: isoTime(h.createdAt), auth: h.auth ?? 'key',
   };
+}
+
+const AUTH_HELP = '--auth: how gatehouse logs in to the host. key (default): its static client key (`gatehouse key show`) in\nauthorized_keys. cert: a fresh key and a short-lived certificate per channel, signed by the user CA\n(`gatehouse ca show` is the line for the target\'s TrustedUserCAKeys); suggested for new hosts.';
+
+function parseAuth(text: string | undefined): TargetAuthMode | undefined {
+  if (text === undefined) return undefined;
+  if (text !== 'key' && text !== 'cert') throw usageError(`--auth: "${text.slice(0, 20)}" is neither cert nor key`);
+  return text;
 }
 
 function parsePort(text: string | undefined): number {
@@ -28,9 +36,10 @@ function parsePort(text: string | undefined): number {
 
 export const commands: Command[] = [
   {
-    names: ['host', 'add'], args: 'NAME --address ADDR [--port 22] [--group HOSTGROUP]... [--host-key "TYPE BASE64"]',
+    names: ['host', 'add'], args: 'NAME --address ADDR [--port 22] [--group HOSTGROUP]... [--host-key "TYPE BASE64"] [--auth key|cert]',
     summary: 'add a target host (pin its key with --host-key or `host trust`)',
-    options: { address: { type: 'string' }, port: { type: 'string' }, group: { type: 'string', multiple: true }, 'host-key': { type: 'string' } },
+    help: AUTH_HELP,
+    options: { address: { type: 'string' }, port: { type: 'string' }, group: { type: 'string', multiple: true }, 'host-key': { type: 'string' }, auth: { type: 'string' } },
     positionals: { min: 1, max: 1 },
     async handler(ctx, values, [name]) {
       checkName('host', name!);
@@ -41,9 +50,10 @@ export const commands: Command[] = [
       const groups = [...new Set(strs(values, 'group').map((g) => checkName('host group', g)))];
       const keyText = str(values, 'host-key');
       const key = keyText === undefined ? null : parsePublicKey(keyText, '--host-key');
+      const auth = parseAuth(str(values, 'auth'));
       const { store } = await ctx.open();
       const h = await store.hosts.add({
-        name: name!, address, port, groups, hostKey: key?.publicKey ?? null, hostKeyFingerprint: key?.fingerprint ?? null,
+        name: name!, address, port, groups, hostKey: key?.publicKey ?? null, hostKeyFingerprint: key?.fingerprint ?? null, ...(auth ? { auth } : {}),
       }, { actor: ctx.actor });
       const pinned = key ? `, host key ${key.fingerprint} pinned` : `; pin its key before use: gatehouse host trust ${h.name}`;
       return { text: `added host ${h.name} (${h.address}:${h.port})${pinned}`, json: hostJson(h) };
@@ -86,6 +96,20 @@ export const commands: Command[] = [
     },
   },
   {
+    names: ['host', 'set'], args: 'NAME --auth key|cert', summary: 'change how gatehouse logs in to a host (from its next connection on)',
+    help: AUTH_HELP, options: { auth: { type: 'string' } }, positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [name]) {
+      const auth = parseAuth(str(values, 'auth'));
+      if (auth === undefined) throw usageError('host set needs --auth key|cert', `e.g. gatehouse host set ${name} --auth cert`);
+      const { store } = await ctx.open();
+      await store.hosts.setAuth(name!, auth, { actor: ctx.actor });
+      return {
+        text: auth === 'cert' ? `host ${name} now gets a certificate per connection (its sshd must trust: gatehouse ca show)` : `host ${name} now gets the static client key (gatehouse key show)`,
+        json: { host: name, auth },
+      };
+    },
+  },
+  {
     names: ['host', 'list'], args: '', summary: 'list hosts', json: true, positionals: { min: 0, max: 0 },
     async handler(ctx) {
       const { store } = await ctx.open();
@@ -112,6 +136,7 @@ export const commands: Command[] = [
         text: [
           `name:      ${h.name}`, `address:   ${h.address}:${h.port}`, `state:     ${h.enabled ? 'enabled' : 'disabled'}`,
           `groups:    ${h.groups.join(', ') || '-'}`, `host key:  ${j.hostKeyFingerprint ?? `not pinned (gatehouse host trust ${h.name})`}`,
+          `auth:      ${j.auth === 'cert' ? 'cert (a short-lived certificate per connection)' : 'key (the static client key)'}`,
           `created:   ${j.createdAt}`,
         ].map(oneLine).join('\n'),
       };

@@ -4,7 +4,7 @@ import { str, type Command } from '../command.js';
 export const commands: Command[] = [
   {
     names: ['serve'], args: '[--config FILE] [--data DIR] [--ssh-listen HOST:PORT] [--web-listen HOST:PORT]',
-    summary: 'run the bastion (stops cleanly on SIGINT/SIGTERM)',
+    summary: 'run the bastion (SIGTERM: live sessions get shutdownGrace to finish, then close cleanly)',
     help: 'Precedence: flag > environment (GATEHOUSE_DATA, GATEHOUSE_CONFIG, GATEHOUSE_SSH_LISTEN, GATEHOUSE_WEB_LISTEN, GATEHOUSE_LOG_LEVEL) > config file > default.',
     options: { 'ssh-listen': { type: 'string' }, 'web-listen': { type: 'string' }, 'bench-no-recording': { type: 'boolean' } },
     positionals: { min: 0, max: 0 },

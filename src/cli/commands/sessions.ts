@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { draft } from '../../audit/events.js';
 import { replayCast } from '../../recorder/replay.js';
-import { exportManifest, sessionJson } from '../../recorder/manifest.js';
+import { exportManifest, fileJson, sessionJson } from '../../recorder/manifest.js';
 import { isoTime } from '../../shared/clock.js';
 import { GatehouseError, notFound, usageError } from '../../shared/errors.js';
 import { MIN_SEARCH_CHARS, sessionStatus, type SessionStatus, type Store } from '../../store/types.js';
@@ -27,15 +27,19 @@ async function mustGetSession(store: Store, id: string) {
 
 export const commands: Command[] = [
   {
-    names: ['sessions', 'list'], args: '[--live] [--user U] [--host H] [--since ISO]', summary: 'list sessions, newest first', json: true,
-    options: { live: { type: 'boolean' }, user: { type: 'string' }, host: { type: 'string' }, since: { type: 'string' } },
+    names: ['sessions', 'list'], args: '[--live] [--user U] [--host H] [--since ISO] [--file PATH]', summary: 'list sessions, newest first', json: true,
+    help: '--file PATH: only sessions that moved a file (sftp, scp) whose path contains PATH (a literal substring).',
+    options: { live: { type: 'boolean' }, user: { type: 'string' }, host: { type: 'string' }, since: { type: 'string' }, file: { type: 'string' } },
     positionals: { min: 0, max: 0 },
     async handler(ctx, values) {
       const since = str(values, 'since');
       const { store } = await ctx.open();
+      const file = str(values, 'file');
+      if (file !== undefined && file.length === 0) throw usageError('--file: give part of a path');
       const rows = await store.sessions.list({
         live: values.live === true, user: str(values, 'user'), host: str(values, 'host'),
         since: since === undefined ? undefined : parseIsoTime(since, '--since'),
+        ...(file !== undefined ? { ids: await store.files.sessionsWithPath(file) } : {}),
       });
       return {
         json: rows.map(sessionJson),
@@ -49,8 +53,10 @@ export const commands: Command[] = [
   },
   {
     names: ['sessions', 'search'], args: 'TEXT [--user U] [--host H] [--since ISO] [--until ISO] [--status S] [--limit N] [--offset N]',
-    summary: 'sessions whose output contains TEXT (a literal substring), newest first, with the exact count', json: true,
-    help: `The same query as the web UI's sessions page: every match is counted and reachable with --offset.
+    summary: 'sessions whose output contains TEXT (a literal substring), newest first, with the count', json: true,
+    help: `The same query as the web UI's sessions page: every match is reachable with --offset, newest first in the
+order sessions opened. The count is exact, or "at least N" when a common text matches more than counting
+quickly allows (the JSON says exact: false).
 TEXT needs at least ${MIN_SEARCH_CHARS} characters. --status is one of ${STATUSES.join(', ')}. --limit defaults to ${SEARCH_LIMIT}.
 Each row names where the text first appears: CHANNEL@SECONDS (gatehouse sessions play ID --channel CHANNEL).`,
     options: {
@@ -75,14 +81,17 @@ Each row names where the text first appears: CHANNEL@SECONDS (gatehouse sessions
         until: until === undefined ? undefined : parseIsoTime(until, '--until'),
         limit, offset,
       });
-      const total = `${r.exact ? '' : 'more than '}${r.total}`;
+      // A count that would have been slow to finish is a lower bound: "at least".
+      const total = `${r.exact ? '' : 'at least '}${r.total}`;
       const shown = r.items.length === 0 ? '' : `${offset + 1}-${offset + r.items.length} of `;
-      const more = offset + r.items.length < r.total ? ` (next: --offset ${offset + r.items.length})` : '';
+      const next = offset + r.items.length < r.total || (!r.exact && r.items.length === limit);
+      const more = next ? ` (next: --offset ${offset + r.items.length})` : '';
       return {
         json: { total: r.total, exact: r.exact, offset, sessions: r.items.map((i) => ({ ...sessionJson(i.session), status: sessionStatus(i.session), hit: i.hit })) },
         text: [
-          ...(r.items.length === 0 ? [] : [table(['ID', 'USER', 'TARGET', 'STARTED', 'STATUS', 'HIT'], r.items.map(({ session: s, hit }) => [
+          ...(r.items.length === 0 ? [] : [table(['ID', 'USER', 'TARGET', 'STARTED', 'STATUS', 'HIT', 'LINE'], r.items.map(({ session: s, hit }) => [
             s.id, s.user, s.host ? `${s.login}@${s.host}` : '-', isoTime(s.startedAt), sessionStatus(s), hit ? `${hit.channel}@${hit.t}` : '-',
+            (hit?.line ?? '').slice(0, 80),
           ]))]),
           `${shown}${total} session(s)${more}`,
         ].join('\n'),
@@ -97,12 +106,14 @@ Each row names where the text first appears: CHANNEL@SECONDS (gatehouse sessions
       if (!s) throw notFound(`no session "${id}"`, 'list sessions with: gatehouse sessions list');
       const channels = await store.sessions.channels(s.id);
       const recordings = await store.recordings.list(s.id);
+      const files = await store.files.list(s.id);
       const j = sessionJson(s);
       return {
         json: {
           ...j,
           channels: channels.map((c) => ({ ...c, startedAt: isoTime(c.startedAt), endedAt: c.endedAt === null ? null : isoTime(c.endedAt) })),
           recordings: recordings.map((r) => ({ channel: r.channel, file: r.path, kind: r.kind, state: r.state, size: r.size, sha256: r.sha256, truncatedAtLimit: r.truncated })),
+          files: files.map(fileJson),
         },
         text: [
           `session:  ${s.id}`, `user:     ${s.user} from ${s.sourceAddr}`, `target:   ${s.host ? `${s.login}@${s.host}` : '-'} (${s.mode})`,
@@ -110,6 +121,7 @@ Each row names where the text first appears: CHANNEL@SECONDS (gatehouse sessions
           `bytes:    ${s.bytesUp} up, ${s.bytesDown} down`,
           ...channels.map((c) => `channel ${c.channel}: ${c.kind} as ${c.login}@${c.host}${c.command ? ` ${JSON.stringify(c.command)}` : ''}${c.exitStatus !== null ? ` exit ${c.exitStatus}` : ''}${c.exitSignal ? ` signal ${c.exitSignal}` : ''}`),
           ...recordings.map((r) => `recording ${r.channel}: ${r.path} (${r.state}${r.size !== null ? `, ${r.size} B, sha256 ${r.sha256}` : ''})`),
+          ...files.map((f) => `file ${f.channel}: ${f.direction} ${JSON.stringify(f.path)} ${f.size} B sha256 ${f.sha256} (${f.protocol}, ${isoTime(f.at)})`),
         ].map(oneLine).join('\n'),
       };
     },
@@ -140,9 +152,9 @@ Each row names where the text first appears: CHANNEL@SECONDS (gatehouse sessions
     async handler(ctx, values, [id]) {
       const out = str(values, 'out');
       if (out === undefined) throw usageError('sessions export needs --out DIR');
-      const { store, dataDir } = await ctx.open();
+      const { store, dataDir, config } = await ctx.open();
       const s = await mustGetSession(store, id!);
-      const { manifest, files } = await exportManifest(store, { recordings: dataDir.paths.recordings, hostKey: dataDir.hostKey }, s, ctx.actor, ctx.clock.now());
+      const { manifest, files } = await exportManifest(store, { recordings: dataDir.paths.recordings, hostKey: dataDir.hostKey, retention: config.recording.retention }, s, ctx.actor, ctx.clock.now());
       fs.mkdirSync(out, { recursive: true, mode: 0o700 });
       for (const f of files) {
         fs.copyFileSync(f.full, path.join(out, f.name), fs.constants.COPYFILE_EXCL);

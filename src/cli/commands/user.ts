@@ -1,11 +1,11 @@
 import QRCode from 'qrcode';
 import type { Role } from '../../audit/events.js';
 import { checkPasswordStrength, hashPassword } from '../../auth/password.js';
-import { normalizeFingerprint, parsePublicKeys } from '../../auth/sshkey.js';
+import { isSecurityKeyType, normalizeFingerprint, parsePublicKeys } from '../../auth/sshkey.js';
 import { newSecret, normalizeSecret, otpauthUri } from '../../auth/totp.js';
 import { seal } from '../../datadir/seal.js';
 import { isoTime } from '../../shared/clock.js';
-import { notFound } from '../../shared/errors.js';
+import { invalid, notFound, usageError } from '../../shared/errors.js';
 import { checkName, checkRole } from '../../shared/names.js';
 import type { UserRecord } from '../../store/types.js';
 import { str, strs, table, type Command } from '../command.js';
@@ -18,7 +18,7 @@ export const totpAad = (userId: number) => `totp:user:${userId}`;
 function userJson(u: UserRecord) {
   return {
     name: u.name, roles: u.roles, disabled: u.disabled, disabledReason: u.disabledReason, totp: u.totpEnrolled,
-    password: u.hasPassword, groups: u.groups, createdAt: isoTime(u.createdAt),
+    password: u.hasPassword, groups: u.groups, createdAt: isoTime(u.createdAt), requireSecurityKey: u.requireSecurityKey,
   };
 }
 
@@ -30,14 +30,19 @@ async function mustGetUser(store: { users: { get(n: string): Promise<UserRecord 
 
 export const commands: Command[] = [
   {
-    names: ['user', 'add'], args: 'NAME [--role operator|auditor|admin]...', summary: 'add a user (default role: operator)',
-    options: { role: { type: 'string', multiple: true } }, positionals: { min: 1, max: 1 },
+    names: ['user', 'add'], args: 'NAME [--role operator|auditor|admin]... [--require-security-key]', summary: 'add a user (default role: operator)',
+    help: '--require-security-key: only FIDO2 security keys (ed25519-sk, ecdsa-sk) may log in for this user; plain keys are refused.',
+    options: { role: { type: 'string', multiple: true }, 'require-security-key': { type: 'boolean' } }, positionals: { min: 1, max: 1 },
     async handler(ctx, values, [name]) {
       checkName('user', name!);
       const roles = strs(values, 'role').map(checkRole);
       const uniq = [...new Set<Role>(roles.length ? roles : ['operator'])];
       const { store } = await ctx.open();
-      const u = await store.users.add(name!, uniq, { actor: ctx.actor });
+      let u = await store.users.add(name!, uniq, { actor: ctx.actor });
+      if (values['require-security-key'] === true) {
+        await store.users.setRequireSecurityKey(u.name, true, { actor: ctx.actor });
+        u = (await store.users.get(u.name))!;
+      }
       return {
         text: `added user ${u.name} (${u.roles.join(', ')})\nnext: gatehouse user key add ${u.name} KEY.pub, then gatehouse user totp enroll ${u.name}`,
         json: userJson(u),
@@ -71,10 +76,11 @@ export const commands: Command[] = [
         `state:     ${u.disabled ? `disabled${u.disabledReason ? ` (${u.disabledReason})` : ''}` : 'enabled'}`,
         `totp:      ${u.totpEnrolled ? 'enrolled' : 'not enrolled'}`,
         `password:  ${u.hasPassword ? 'set' : 'not set'}`,
+        `sec. key:  ${u.requireSecurityKey ? 'required (plain keys are refused)' : 'optional'}`,
         `groups:    ${u.groups.join(', ') || '-'}`,
         `created:   ${isoTime(u.createdAt)}`,
         `keys:      ${keys.length === 0 ? '-' : ''}`,
-        ...keys.map((k) => `  ${k.fingerprint} ${k.type} ${k.bits} ${k.comment}`.trimEnd()),
+        ...keys.map((k) => `  ${k.fingerprint} ${k.type} ${k.bits}${k.verifyRequired ? ' verify-required' : ''} ${k.comment}`.trimEnd()),
         `grants:    ${grants.length === 0 ? '-' : grants.map((g) => `#${g.id}`).join(', ')}`,
       ];
       return { text: lines.map(oneLine).join('\n'), json: { ...userJson(u), keys: keys.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment })), grants: grants.map((g) => g.id) } };
@@ -106,6 +112,20 @@ export const commands: Command[] = [
     },
   },
   {
+    names: ['user', 'set'], args: 'NAME --require-security-key | --no-require-security-key', summary: "change a user's login requirements",
+    help: '--require-security-key: only FIDO2 security keys (ed25519-sk, ecdsa-sk) may log in; sessions made with a plain key end.\n--no-require-security-key: any registered key may log in again.',
+    options: { 'require-security-key': { type: 'boolean' }, 'no-require-security-key': { type: 'boolean' } }, positionals: { min: 1, max: 1 },
+    async handler(ctx, values, [name]) {
+      const on = values['require-security-key'] === true;
+      const off = values['no-require-security-key'] === true;
+      if (on === off) throw usageError('give exactly one of --require-security-key or --no-require-security-key', 'gatehouse user set NAME --require-security-key');
+      const { store } = await ctx.open();
+      await mustGetUser(store, name!);
+      await store.users.setRequireSecurityKey(name!, on, { actor: ctx.actor });
+      return { text: on ? `user ${name} must now log in with a security key` : `user ${name} may log in with any of their keys` };
+    },
+  },
+  {
     names: ['user', 'role', 'add'], args: 'NAME ROLE', summary: 'give a user a role', positionals: { min: 2, max: 2 },
     async handler(ctx, _v, [name, role]) {
       const r = checkRole(role!);
@@ -124,16 +144,25 @@ export const commands: Command[] = [
     },
   },
   {
-    names: ['user', 'key', 'add'], args: 'NAME [FILE|-]', summary: 'add public keys (authorized_keys lines; - or no FILE reads stdin)',
-    help: 'Accepted: ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa of 2048 bits or more. All lines are added, or none.',
-    positionals: { min: 1, max: 2 },
-    async handler(ctx, _v, [name, file]) {
-      const keys = parsePublicKeys(await readInput(file ?? '-', ctx.stdin));
+    names: ['user', 'key', 'add'], args: 'NAME [FILE|-] [--verify-required]', summary: 'add public keys (authorized_keys lines; - or no FILE reads stdin)',
+    help: [
+      'Accepted: ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa of 2048 bits or more, and FIDO2 security keys',
+      '(sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com, made by ssh-keygen -t ed25519-sk; their application',
+      'is in the key, "ssh:" unless chosen with -O application=ssh:…). A security key must be touched at every login.',
+      '--verify-required (or a "verify-required" option before the key): its signatures must also carry user',
+      'verification (PIN or biometric). All lines are added, or none.',
+    ].join('\n'),
+    options: { 'verify-required': { type: 'boolean' } }, positionals: { min: 1, max: 2 },
+    async handler(ctx, values, [name, file]) {
+      const keys = parsePublicKeys(await readInput(file ?? '-', ctx.stdin))
+        .map((k) => (values['verify-required'] === true ? { ...k, verifyRequired: true } : k));
+      const plain = keys.find((k) => k.verifyRequired && !isSecurityKeyType(k.type));
+      if (plain) throw invalid(`${plain.fingerprint} (${plain.type}) is not a security key: verify-required applies to sk- keys only`);
       const { store } = await ctx.open();
       const added = await store.keys.add(name!, keys, { actor: ctx.actor });
       return {
-        text: added.map((k) => oneLine(`added ${k.fingerprint} (${k.type} ${k.bits}${k.comment ? ` ${k.comment}` : ''}) to ${name}`)).join('\n'),
-        json: added.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment })),
+        text: added.map((k) => oneLine(`added ${k.fingerprint} (${k.type} ${k.bits}${k.verifyRequired ? ' verify-required' : ''}${k.comment ? ` ${k.comment}` : ''}) to ${name}`)).join('\n'),
+        json: added.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment, verifyRequired: k.verifyRequired })),
       };
     },
   },
@@ -143,7 +172,7 @@ export const commands: Command[] = [
       const { store } = await ctx.open();
       const keys = await store.keys.list(name!);
       return {
-        json: keys.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment, addedAt: isoTime(k.createdAt) })),
+        json: keys.map((k) => ({ fingerprint: k.fingerprint, type: k.type, bits: k.bits, comment: k.comment, addedAt: isoTime(k.createdAt), verifyRequired: k.verifyRequired, skCounter: k.skCounter })),
         text: keys.length === 0 ? `user ${name} has no keys` : table(['FINGERPRINT', 'TYPE', 'BITS', 'COMMENT'], keys.map((k) => [k.fingerprint, k.type, String(k.bits), k.comment])),
       };
     },

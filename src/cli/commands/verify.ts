@@ -9,6 +9,7 @@ import type { Command } from '../command.js';
 /** Problems in capitals so they stand out in a long list. */
 function verdictLabel(i: RecordingCheck): string {
   if (i.verdict === 'intact') return i.state === 'interrupted' ? 'intact (interrupted session)' : 'intact';
+  if (i.verdict === 'deleted') return `deleted by retention on ${new Date(i.deletedAt ?? 0).toISOString().slice(0, 10)}`;
   return i.verdict === 'live' ? 'live' : i.verdict.toUpperCase();
 }
 
@@ -37,7 +38,7 @@ export const commands: Command[] = [
       }
       const verifier = hostKeyVerifier(dataDir.hostKey);
       const witness = await verifyCheckpoints(store, verifier, witnessPath(config, dataDir));
-      const rec = await verifyRecordings(store, dataDir.paths.recordings, verifier, sessionId, { witness });
+      const rec = await verifyRecordings(store, dataDir.paths.recordings, verifier, sessionId, { witness, retention: config.recording.retention });
       const rel = witness.file === null ? null : path.relative(path.resolve(config.dataDir), path.resolve(witness.file));
       const insideDataDir = rel !== null && rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
       const audit = await store.audit.verify();

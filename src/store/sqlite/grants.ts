@@ -1,8 +1,8 @@
-import { draft, type GrantWhere, type GrantWho, type Right } from '../../audit/events.js';
+import { draft, type AuditDraft, type GrantWhere, type GrantWho, type Right } from '../../audit/events.js';
 import { isoTime } from '../../shared/clock.js';
 import { notFound } from '../../shared/errors.js';
-import type { GrantRecord, Store } from '../types.js';
-import type { Ctx } from './db.js';
+import type { GrantRecord, NewGrant, Store } from '../types.js';
+import type { Ctx, DB } from './db.js';
 import { groupId, hostId, userId } from './lookup.js';
 
 interface GrantRow {
@@ -18,10 +18,11 @@ interface GrantRow {
   reason: string;
   created_by: string;
   created_at: number;
+  source: string | null;
 }
 
 const SELECT = `SELECT g.id, u.name AS user_name, ug.name AS group_name, h.name AS host_name, g.host_group, g.all_hosts,
-    g.logins, g.rights, g.until, g.reason, g.created_by, g.created_at
+    g.logins, g.rights, g.until, g.reason, g.created_by, g.created_at, g.source
   FROM grants g
   LEFT JOIN users u ON u.id = g.user_id
   LEFT JOIN user_groups ug ON ug.id = g.group_id
@@ -34,7 +35,42 @@ function toRecord(r: GrantRow): GrantRecord {
   return {
     id: r.id, who, where, logins: JSON.parse(r.logins) as string[], rights: JSON.parse(r.rights) as Right[],
     until: r.until, reason: r.reason, createdBy: r.created_by, createdAt: r.created_at,
+    ...(r.source !== null ? { source: r.source } : {}),
   };
+}
+
+/**
+ * The one way a grant row is written, with its admin.grant.add event: `grant add` and an approved
+ * access request (auth/requests.ts) both come here, inside their own transaction.
+ */
+export function insertGrant(db: DB, grant: NewGrant, actor: string, now: number): { record: GrantRecord; event: AuditDraft } {
+  const uid = grant.who.kind === 'user' ? userId(db, grant.who.name) : null;
+  const gid = grant.who.kind === 'group' ? groupId(db, grant.who.name) : null;
+  const hid = grant.where.kind === 'host' ? hostId(db, grant.where.name) : null;
+  const id = Number(
+    db.prepare(
+      `INSERT INTO grants (user_id, group_id, host_id, host_group, all_hosts, logins, rights, until, reason, created_by, created_at, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      uid, gid, hid, grant.where.kind === 'host-group' ? grant.where.name : null, grant.where.kind === 'all' ? 1 : 0,
+      JSON.stringify(grant.logins), JSON.stringify(grant.rights), grant.until, grant.reason, actor, now, grant.source ?? null,
+    ).lastInsertRowid,
+  );
+  const event = draft('admin.grant.add', actor, {
+    grant: id, who: grant.who, where: grant.where, logins: grant.logins, rights: grant.rights,
+    until: grant.until === null ? null : isoTime(grant.until), reason: grant.reason,
+    ...(grant.source !== undefined ? { source: grant.source } : {}),
+  });
+  return { record: toRecord(db.prepare<[number], GrantRow>(`${SELECT} WHERE g.id = ?`).get(id)!), event };
+}
+
+/** The one way a grant row is removed, with its admin.grant.remove event (null: no such grant). */
+export function deleteGrant(db: DB, id: number, actor: string): AuditDraft | null {
+  const r = db.prepare<[number], GrantRow>(`${SELECT} WHERE g.id = ?`).get(id);
+  if (!r) return null;
+  db.prepare('DELETE FROM grants WHERE id = ?').run(id);
+  const g = toRecord(r);
+  return draft('admin.grant.remove', actor, { grant: id, who: g.who, where: g.where });
 }
 
 export function grantsTable(ctx: Ctx): Store['grants'] {
@@ -43,23 +79,8 @@ export function grantsTable(ctx: Ctx): Store['grants'] {
   return {
     async add(grant, meta) {
       return ctx.change((now) => {
-        const uid = grant.who.kind === 'user' ? userId(db, grant.who.name) : null;
-        const gid = grant.who.kind === 'group' ? groupId(db, grant.who.name) : null;
-        const hid = grant.where.kind === 'host' ? hostId(db, grant.where.name) : null;
-        const id = Number(
-          db.prepare(
-            `INSERT INTO grants (user_id, group_id, host_id, host_group, all_hosts, logins, rights, until, reason, created_by, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          ).run(
-            uid, gid, hid, grant.where.kind === 'host-group' ? grant.where.name : null, grant.where.kind === 'all' ? 1 : 0,
-            JSON.stringify(grant.logins), JSON.stringify(grant.rights), grant.until, grant.reason, meta.actor, now,
-          ).lastInsertRowid,
-        );
-        const ev = draft('admin.grant.add', meta.actor, {
-          grant: id, who: grant.who, where: grant.where, logins: grant.logins, rights: grant.rights,
-          until: grant.until === null ? null : isoTime(grant.until), reason: grant.reason,
-        });
-        return { result: toRecord(byId.get(id)!), events: [ev] };
+        const { record, event } = insertGrant(db, grant, meta.actor, now);
+        return { result: record, events: [event] };
       });
     },
     async get(id) {
@@ -71,11 +92,9 @@ export function grantsTable(ctx: Ctx): Store['grants'] {
     },
     async remove(id, meta) {
       ctx.change(() => {
-        const r = byId.get(id);
-        if (!r) throw notFound(`no grant #${id}`, 'list grants with: gatehouse grant list');
-        db.prepare('DELETE FROM grants WHERE id = ?').run(id);
-        const g = toRecord(r);
-        return { result: undefined, events: [draft('admin.grant.remove', meta.actor, { grant: id, who: g.who, where: g.where })] };
+        const ev = deleteGrant(db, id, meta.actor);
+        if (!ev) throw notFound(`no grant #${id}`, 'list grants with: gatehouse grant list');
+        return { result: undefined, events: [ev] };
       });
     },
   };

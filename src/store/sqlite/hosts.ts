@@ -1,6 +1,6 @@
 import { draft } from '../../audit/events.js';
 import { alreadyExists, invalid } from '../../shared/errors.js';
-import type { HostRecord, Store } from '../types.js';
+import type { HostRecord, Store, TargetAuthMode } from '../types.js';
 import { isUniqueViolation, type Ctx } from './db.js';
 import { hostId } from './lookup.js';
 
@@ -13,15 +13,16 @@ interface HostRow {
   enabled: number;
   groups: string | null;
   created_at: number;
+  auth: TargetAuthMode;
 }
 
-const SELECT = `SELECT h.id, h.name, h.address, h.port, h.host_key, h.enabled, h.created_at,
+const SELECT = `SELECT h.id, h.name, h.address, h.port, h.host_key, h.enabled, h.created_at, h.auth,
   (SELECT group_concat(host_group, ',') FROM (SELECT host_group FROM host_group_members g WHERE g.host_id = h.id ORDER BY host_group)) AS groups
   FROM hosts h`;
 
 const toRecord = (r: HostRow): HostRecord => ({
   id: r.id, name: r.name, address: r.address, port: r.port, hostKey: r.host_key, enabled: r.enabled === 1,
-  groups: r.groups ? r.groups.split(',') : [], createdAt: r.created_at,
+  groups: r.groups ? r.groups.split(',') : [], createdAt: r.created_at, auth: r.auth,
 });
 
 export function hostsTable(ctx: Ctx): Store['hosts'] {
@@ -33,8 +34,8 @@ export function hostsTable(ctx: Ctx): Store['hosts'] {
         let id: number;
         try {
           id = Number(
-            db.prepare('INSERT INTO hosts (name, address, port, host_key, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)')
-              .run(host.name, host.address, host.port, host.hostKey, now, now).lastInsertRowid,
+            db.prepare('INSERT INTO hosts (name, address, port, host_key, enabled, created_at, updated_at, auth) VALUES (?, ?, ?, ?, 1, ?, ?, ?)')
+              .run(host.name, host.address, host.port, host.hostKey, now, now, host.auth ?? 'key').lastInsertRowid,
           );
         } catch (err) {
           if (isUniqueViolation(err)) throw alreadyExists(`host "${host.name}" already exists`, `see it with: gatehouse host show ${host.name}`);
@@ -44,6 +45,7 @@ export function hostsTable(ctx: Ctx): Store['hosts'] {
         for (const g of host.groups) addGroup.run(id, g);
         const ev = draft('admin.host.add', meta.actor, {
           host: host.name, address: host.address, port: host.port, groups: host.groups, hostKeyFingerprint: host.hostKeyFingerprint,
+          ...(host.auth === 'cert' ? { auth: host.auth } : {}),
         });
         return { result: toRecord(byName.get(host.name)!), events: [ev] };
       });
@@ -70,6 +72,15 @@ export function hostsTable(ctx: Ctx): Store['hosts'] {
         const id = hostId(db, name);
         db.prepare('UPDATE hosts SET host_key = ?, updated_at = ? WHERE id = ?').run(hostKey, now, id);
         return { result: undefined, events: [draft('admin.host.trust', meta.actor, { host: name, fingerprint, previous })] };
+      });
+    },
+    async setAuth(name, auth, meta) {
+      ctx.change((now) => {
+        const id = hostId(db, name);
+        const previous = byName.get(name)!.auth;
+        if (previous === auth) throw invalid(`host "${name}" already uses --auth ${auth}`);
+        db.prepare('UPDATE hosts SET auth = ?, updated_at = ? WHERE id = ?').run(auth, now, id);
+        return { result: undefined, events: [draft('admin.host.auth', meta.actor, { host: name, auth, previous })] };
       });
     },
     async remove(name, meta) {

@@ -13,25 +13,32 @@ interface KeyRow {
   public_key: string;
   comment: string;
   created_at: number;
+  verify_required: number;
+  sk_counter: number | null;
 }
 
-const SELECT = `SELECT k.id, u.name AS user, k.fingerprint, k.type, k.bits, k.public_key, k.comment, k.created_at
+const SELECT = `SELECT k.id, u.name AS user, k.fingerprint, k.type, k.bits, k.public_key, k.comment, k.created_at, k.verify_required, k.sk_counter
   FROM ssh_keys k JOIN users u ON u.id = k.user_id`;
 
 const toRecord = (r: KeyRow): KeyRecord => ({
   id: r.id, user: r.user, fingerprint: r.fingerprint, type: r.type, bits: r.bits,
   publicKey: r.public_key, comment: r.comment, createdAt: r.created_at,
+  verifyRequired: r.verify_required === 1, skCounter: r.sk_counter,
 });
 
 export function keysTable(ctx: Ctx): Store['keys'] {
   const { db } = ctx;
   const byFp = db.prepare<[string], KeyRow>(`${SELECT} WHERE k.fingerprint = ?`);
+  // One statement: the comparison and the write cannot be split by another connection's claim.
+  const claim = db.prepare<[number, string, number]>(
+    'UPDATE ssh_keys SET sk_counter = ? WHERE fingerprint = ? AND (sk_counter IS NULL OR sk_counter < ?)',
+  );
   return {
     async add(user, keys, meta) {
       return ctx.change((now) => {
         const uid = userId(db, user);
         const insert = db.prepare(
-          'INSERT INTO ssh_keys (user_id, fingerprint, type, bits, public_key, comment, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          'INSERT INTO ssh_keys (user_id, fingerprint, type, bits, public_key, comment, created_at, verify_required) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
         );
         const seen = new Set<string>();
         for (const k of keys) {
@@ -44,7 +51,7 @@ export function keysTable(ctx: Ctx): Store['keys'] {
               'a key identifies exactly one person; nothing was added',
             );
           }
-          insert.run(uid, k.fingerprint, k.type, k.bits, k.publicKey, k.comment, now);
+          insert.run(uid, k.fingerprint, k.type, k.bits, k.publicKey, k.comment, now, k.verifyRequired ? 1 : 0);
         }
         const added = [...seen].map((fp) => toRecord(byFp.get(fp)!));
         const ev = draft('admin.user.key.add', meta.actor, {
@@ -69,6 +76,10 @@ export function keysTable(ctx: Ctx): Store['keys'] {
     async byFingerprint(fingerprint) {
       const r = byFp.get(fingerprint);
       return r ? toRecord(r) : null;
+    },
+    async claimCounter(fingerprint, counter) {
+      if (!Number.isInteger(counter) || counter < 0 || counter > 0xffffffff) return false;
+      return claim.run(counter, fingerprint, counter).changes === 1;
     },
   };
 }

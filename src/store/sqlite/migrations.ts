@@ -278,4 +278,82 @@ ${bumpPolicyVersion('totp', ['INSERT', 'DELETE'])}\
   DROP TABLE session_text;
   ALTER TABLE session_text_keyed RENAME TO session_text;
   `,
+  // security keys (FIDO2 sk- keys): each key's last signature counter and whether it must carry
+  // user verification; users who may log in with security keys only. Accepting a counter (every
+  // sk login) is not a policy change, so the ssh_keys update trigger now watches the other columns.
+  `
+  ALTER TABLE ssh_keys ADD COLUMN sk_counter INTEGER;
+  ALTER TABLE ssh_keys ADD COLUMN verify_required INTEGER NOT NULL DEFAULT 0 CHECK (verify_required IN (0, 1));
+  ALTER TABLE users ADD COLUMN require_security_key INTEGER NOT NULL DEFAULT 0 CHECK (require_security_key IN (0, 1));
+  DROP TRIGGER policy_version_ssh_keys_update;
+  CREATE TRIGGER policy_version_ssh_keys_update AFTER UPDATE OF user_id, fingerprint, type, bits, public_key, comment, verify_required ON ssh_keys
+    BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'policy_version'; END;
+  `,
+  // How the bastion authenticates to a host: its static client key (every existing host) or a
+  // short-lived certificate from the user CA.
+  `
+  ALTER TABLE hosts ADD COLUMN auth TEXT NOT NULL DEFAULT 'key' CHECK (auth IN ('key', 'cert'));
+  `,
+  // files moved by transfers (proxy/sftp): one row per file an SFTP or scp channel read or wrote,
+  // for the session page, `sessions show` and `sessions list --file`
+  `
+  CREATE TABLE transferred_files (
+    id         INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    channel    INTEGER NOT NULL,
+    protocol   TEXT NOT NULL,
+    direction  TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    sha256     TEXT NOT NULL,
+    at         INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX transferred_files_session ON transferred_files(session_id, id);
+  `,
+  // Retention and legal hold. A held session's recordings are never deleted by retention; a
+  // deleted recording keeps its row (and its place and hash in the signed chain) with deleted_at set,
+  // and its recording.deleted audit event is the tombstone verify checks.
+  `
+  ALTER TABLE sessions ADD COLUMN hold_reason TEXT;
+  ALTER TABLE sessions ADD COLUMN held_by TEXT;
+  ALTER TABLE sessions ADD COLUMN held_at INTEGER;
+  ALTER TABLE recordings ADD COLUMN deleted_at INTEGER;
+  CREATE INDEX sessions_ended ON sessions(ended_at) WHERE ended_at IS NOT NULL;
+  `,
+  // Just-in-time access requests (auth/requests.ts). A grant made by an approval names its request
+  // in grants.source. The approver role needs user_roles' CHECK widened: SQLite cannot alter a
+  // CHECK, so the table is rebuilt (its policy triggers go with it and are made again, unchanged).
+  `
+  CREATE TABLE user_roles_v2 (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role    TEXT NOT NULL CHECK (role IN ('operator', 'auditor', 'admin', 'approver')),
+    PRIMARY KEY (user_id, role)
+  ) STRICT;
+  INSERT INTO user_roles_v2 (user_id, role) SELECT user_id, role FROM user_roles;
+  DROP TABLE user_roles;
+  ALTER TABLE user_roles_v2 RENAME TO user_roles;
+${bumpPolicyVersion('user_roles')}\
+  ALTER TABLE grants ADD COLUMN source TEXT;
+  CREATE TABLE access_requests (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_name       TEXT NOT NULL,
+    login           TEXT NOT NULL,
+    target_kind     TEXT NOT NULL CHECK (target_kind IN ('host', 'host-group')),
+    target_name     TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    duration_ms     INTEGER NOT NULL CHECK (duration_ms > 0),
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'cancelled', 'revoked')),
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    approvals       TEXT NOT NULL DEFAULT '[]',
+    decided_at      INTEGER,
+    decided_by      TEXT,
+    decision_reason TEXT,
+    grant_id        INTEGER,
+    grant_until     INTEGER
+  ) STRICT;
+  -- One pending request per user and target: the same request sent twice is the same request.
+  CREATE UNIQUE INDEX access_requests_one_pending ON access_requests(user_name, login, target_kind, target_name) WHERE state = 'pending';
+  CREATE INDEX access_requests_state ON access_requests(state, id);
+  `,
 ];

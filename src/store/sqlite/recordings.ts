@@ -5,13 +5,13 @@ import type { Ctx } from './db.js';
 interface Row {
   session_id: string; channel: number; path: string; kind: string; state: string; truncated: number; size: number | null;
   sha256: string | null; seq: number | null; prev_hash: string | null; chain_hash: string | null; signature: string | null;
-  started_at: number; ended_at: number | null;
+  started_at: number; ended_at: number | null; deleted_at?: number | null;
 }
 
 const toRecord = (r: Row): RecordingRecord => ({
   sessionId: r.session_id, channel: r.channel, path: r.path, kind: r.kind as RecordingRecord['kind'], state: r.state as RecordingRecord['state'],
   truncated: r.truncated === 1, size: r.size, sha256: r.sha256, seq: r.seq, prevHash: r.prev_hash, chainHash: r.chain_hash,
-  signature: r.signature, startedAt: r.started_at, endedAt: r.ended_at,
+  signature: r.signature, startedAt: r.started_at, endedAt: r.ended_at, deletedAt: r.deleted_at ?? null,
 });
 
 export function recordingsTable(ctx: Ctx): Store['recordings'] {

@@ -20,14 +20,26 @@ export function searchTable({ db }: Ctx): Store['search'] {
   const keyOf = db.prepare<[string], { text_key: number | null; text_chunks: number }>('SELECT text_key, text_chunks FROM sessions WHERE id = ?');
   const insert = db.prepare(`INSERT INTO session_text (rowid, session_id, channel, t, chunk) VALUES ((? << ${TEXT_KEY_SHIFT}) + ?, ?, ?, ?, ?)`);
   const counted = db.prepare('UPDATE sessions SET text_chunks = ? WHERE id = ?');
+  // A channel's chunks are found by the session's rowid range (FTS5 seeks rowid ranges), then its channel.
+  const dropChannel = db.prepare(`DELETE FROM session_text WHERE rowid BETWEEN (? << ${TEXT_KEY_SHIFT}) AND ((? + 1) << ${TEXT_KEY_SHIFT}) - 1 AND channel = ?`);
+  const append = (sessionId: string, channel: number, chunks: { t: number; text: string }[]) => {
+    const s = keyOf.get(sessionId);
+    if (!s || s.text_key === null) throw notFound(`no session "${sessionId}" to index text for`);
+    // Numbers are never reused (a reindex leaves gaps): a rowid names one chunk for good.
+    const take = chunks.slice(0, Math.max(0, MAX_CHUNKS - s.text_chunks));
+    take.forEach((c, i) => insert.run(s.text_key, s.text_chunks + i + 1, sessionId, channel, c.t, c.text));
+    counted.run(s.text_chunks + take.length, sessionId);
+    return s.text_key;
+  };
   return {
     async index(sessionId, channel, chunks) {
+      db.transaction(() => { append(sessionId, channel, chunks); }).immediate();
+    },
+    async reindex(sessionId, channel, chunks) {
       db.transaction(() => {
         const s = keyOf.get(sessionId);
-        if (!s || s.text_key === null) throw notFound(`no session "${sessionId}" to index text for`);
-        const take = chunks.slice(0, Math.max(0, MAX_CHUNKS - s.text_chunks));
-        take.forEach((c, i) => insert.run(s.text_key, s.text_chunks + i + 1, sessionId, channel, c.t, c.text));
-        counted.run(s.text_chunks + take.length, sessionId);
+        if (s?.text_key != null) dropChannel.run(s.text_key, s.text_key, channel);
+        append(sessionId, channel, chunks);
       }).immediate();
     },
     async find(text, limit) {

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { invalid } from '../../shared/errors.js';
-import { MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionQuery, type SessionRecord, type Store } from '../types.js';
+import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionQuery, type SessionRecord, type Store } from '../types.js';
 import type { Ctx } from './db.js';
 import { ftsPhrase, TEXT_KEY_SHIFT } from './search.js';
 
@@ -57,9 +57,9 @@ function sessionWhere(f: Conditions): { where: string; args: (string | number)[]
 const NEWEST_FIRST = 'ORDER BY started_at DESC, rowid DESC';
 
 /** The statements of sessions.query (exported so a test can check their plans). */
-export function querySql(q: Omit<SessionQuery, 'limit' | 'offset'>): { page: string; count: string; args: (string | number)[] } {
+export function querySql(q: Omit<SessionQuery, 'limit' | 'offset'>, order = NEWEST_FIRST): { page: string; count: string; args: (string | number)[] } {
   const { where, args } = sessionWhere({ text: q.text, user: q.user, host: q.host, since: q.since, until: q.until, status: q.status });
-  return { page: `SELECT * FROM sessions ${where} ${NEWEST_FIRST} LIMIT ? OFFSET ?`, count: `SELECT count(*) AS n FROM sessions ${where}`, args };
+  return { page: `SELECT * FROM sessions ${where} ${order} LIMIT ? OFFSET ?`, count: `SELECT count(*) AS n FROM sessions ${where}`, args };
 }
 
 const pageSize = (n: number, what: string) => {
@@ -67,7 +67,7 @@ const pageSize = (n: number, what: string) => {
   return n;
 };
 
-export function sessionsTable(ctx: Ctx): Store['sessions'] {
+export function sessionsTable(ctx: Ctx, tuning: SearchTuning = DEFAULT_TUNING): Store['sessions'] {
   const { db, clock } = ctx;
   return {
     async open(s) {
@@ -127,16 +127,14 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
       if (q.text !== undefined && [...q.text].length < MIN_SEARCH_CHARS) throw invalid(`search text needs at least ${MIN_SEARCH_CHARS} characters`);
       const limit = pageSize(q.limit, 'limit');
       const offset = pageSize(q.offset, 'offset');
-      const sql = querySql(q);
       // One read transaction: the page, the count and the hits come from the same snapshot.
       const read = db.transaction(() => {
-        const rows = db.prepare<(string | number)[], SessionRow>(sql.page).all(...sql.args, limit, offset);
-        const total = db.prepare<(string | number)[], { n: number }>(sql.count).get(...sql.args)!.n;
-        const hits = q.text !== undefined && rows.length > 0 ? firstHits(ctx, q.text, rows) : new Map<string, SessionHit>();
-        return { rows, total, hits };
+        const found = q.text === undefined ? filtered(ctx, q, limit, offset, tuning) : textSearch(ctx, { ...q, text: q.text }, limit, offset, tuning);
+        const hits = q.text !== undefined && found.rows.length > 0 ? firstHits(ctx, q.text, found.rows) : new Map<string, SessionHit>();
+        return { ...found, hits };
       });
-      const { rows, total, hits } = read.deferred();
-      return { items: rows.map((r) => ({ session: toRecord(r), hit: hits.get(r.id) ?? null })), total, exact: true };
+      const { rows, total, exact, hits } = read.deferred();
+      return { items: rows.map((r) => ({ session: toRecord(r), hit: hits.get(r.id) ?? null })), total, exact };
     },
     async get(id) {
       const r = db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?').get(id);
@@ -160,23 +158,117 @@ export function sessionsTable(ctx: Ctx): Store['sessions'] {
 }
 
 /**
+ * Filters alone: the filter's index gives the order and the page. The count reads the index up to
+ * `countCap` rows (a million sessions would cost a scan per page view); past it, "at least".
+ */
+function filtered({ db }: Ctx, q: Omit<SessionQuery, 'text'>, limit: number, offset: number, tuning: SearchTuning) {
+  const sql = querySql(q);
+  const { where, args } = sessionWhere(q);
+  const rows = db.prepare<(string | number)[], SessionRow>(sql.page).all(...sql.args, limit, offset);
+  const n = db.prepare<(string | number)[], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM sessions ${where} LIMIT ?)`).get(...args, tuning.countCap + 1)!.n;
+  if (n <= tuning.countCap) return { rows, total: n, exact: true };
+  return { rows, total: Math.max(tuning.countCap, offset + rows.length), exact: false };
+}
+
+/**
+ * How a text search spends its work (a store option so that a test can make every path run on a
+ * small data set).
+ */
+export interface SearchTuning {
+  /** Filters matching at most this many sessions are met first, then the text (SQL path, exact). */
+  smallFilter: number;
+  /** Matching chunks read past the page to count; beyond, the total is a lower bound. */
+  countBudget: number;
+  /** Sessions counted for a list without text; beyond, the total is a lower bound. */
+  countCap: number;
+}
+export const DEFAULT_TUNING: SearchTuning = { smallFilter: 5000, countBudget: 3000, countCap: 100_000 };
+
+/**
+ * Text and filters. Results are newest first in the order sessions opened (text_key), one order on
+ * every path, so paging never skips or repeats a row. Two plans, chosen by the filters' size:
+ * - few sessions pass the filters: the filter's index meets the set of matching sessions in SQL;
+ *   exact count;
+ * - otherwise (or no filter): matching chunks are read newest first (FTS5 in rowid order, rowids are
+ *   text_key << 24 + n), each new session checked against the filters by its key, and reading stops
+ *   once the page is full and the count budget spent. A common word fills the page after a few
+ *   hundred chunks whatever the table's size; the count is exact when the matches ran out within the
+ *   budget, else a lower bound (`exact: false`, shown as "at least").
+ */
+function textSearch(ctx: Ctx, q: Omit<SessionQuery, 'limit' | 'offset'> & { text: string }, limit: number, offset: number, tuning: SearchTuning) {
+  const { db } = ctx;
+  const { text, ...rest } = q;
+  const f = sessionWhere(rest);
+  const phrase = ftsPhrase(text);
+  if (f.where !== '') {
+    const few = db.prepare<(string | number)[], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM sessions ${f.where} LIMIT ?)`).get(...f.args, tuning.smallFilter + 1)!.n;
+    if (few <= tuning.smallFilter) {
+      const sql = querySql(q, 'ORDER BY text_key DESC');
+      const rows = db.prepare<(string | number)[], SessionRow>(sql.page).all(...sql.args, limit, offset);
+      const total = db.prepare<(string | number)[], { n: number }>(sql.count).get(...sql.args)!.n;
+      return { rows, total, exact: true };
+    }
+  }
+  // Sessions are checked against the filters a batch of keys at a time (one statement per batch), by
+  // key: left to itself the planner may scan a filter's index once per batch.
+  const pass = db.prepare<(string | number)[], number>(
+    `SELECT text_key FROM sessions INDEXED BY sessions_text_key WHERE text_key IN (SELECT value FROM json_each(?))${f.where ? ` AND ${f.where.slice('WHERE '.length)}` : ''}`,
+  ).pluck();
+  const chunks = db.prepare<[string], number>(`SELECT rowid >> ${TEXT_KEY_SHIFT} FROM session_text WHERE session_text MATCH ? ORDER BY rowid DESC`).pluck();
+  const page: number[] = [];
+  let matched = 0;
+  let batch: number[] = [];
+  const check = () => {
+    if (batch.length === 0) return;
+    const ok = new Set(pass.all(JSON.stringify(batch), ...f.args));
+    for (const k of batch) {
+      if (!ok.has(k)) continue;
+      if (matched >= offset && page.length < limit) page.push(k);
+      matched++;
+    }
+    batch = [];
+  };
+  let last = -1;
+  let spent = 0;
+  let exact = true;
+  for (const key of chunks.iterate(phrase)) {
+    if (page.length === limit && ++spent > tuning.countBudget) { exact = false; break; }
+    if (key === last || key === 0) continue;
+    last = key;
+    batch.push(key);
+    // Small batches while the page fills (a common word fills it within the first few hundred), large ones to count.
+    if (batch.length >= (page.length < limit ? 64 : 1024)) check();
+  }
+  check();
+  const rows = page.length === 0 ? [] : db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE text_key IN (SELECT value FROM json_each(?)) ORDER BY text_key DESC').all(JSON.stringify(page));
+  return { rows, total: matched, exact };
+}
+
+/**
  * Where the text first appears in each of these sessions (one page of them): the lowest matching
  * channel and its earliest chunk. Rowids pick the page's chunks; only those are read and grouped.
  */
 function firstHits({ db }: Ctx, text: string, rows: SessionRow[]): Map<string, SessionHit> {
   const idOf = new Map(rows.filter((r) => r.text_key !== null).map((r) => [r.text_key!, r.id]));
-  if (idOf.size === 0) return new Map();
-  const found = db.prepare<(string | number)[], { k: number; channel: number; t: number }>(
-    `SELECT rowid >> ${TEXT_KEY_SHIFT} AS k, channel, min(t) AS t FROM session_text
-     WHERE session_text MATCH ? AND (rowid >> ${TEXT_KEY_SHIFT}) IN (${[...idOf.keys()].map(() => '?').join(',')}) GROUP BY k, channel`,
-  ).all(ftsPhrase(text), ...idOf.keys());
   const hits = new Map<string, SessionHit>();
-  for (const r of found) {
-    const id = idOf.get(r.k);
-    if (id === undefined) continue;
-    const hit = { channel: Number(r.channel), t: Number(r.t) };
-    const seen = hits.get(id);
-    if (!seen || hit.channel < seen.channel) hits.set(id, hit);
+  const keys = [...idOf.keys()].sort((a, b) => a - b);
+  // min(t) makes the bare `chunk` column that of the earliest matching chunk (SQLite's rule for min/max).
+  // The rowid range is what FTS5 can seek on: the chunks of the keys from lo to hi (a page's keys lie
+  // close together), never every match of a common word. Groups keep an export's ranges small too.
+  const inRange = db.prepare<[string, number, number], { k: number; channel: number; t: number; chunk: string }>(
+    `SELECT rowid >> ${TEXT_KEY_SHIFT} AS k, channel, min(t) AS t, chunk FROM session_text
+     WHERE session_text MATCH ? AND rowid BETWEEN (? << ${TEXT_KEY_SHIFT}) AND ((? + 1) << ${TEXT_KEY_SHIFT}) - 1 GROUP BY k, channel`,
+  );
+  for (let i = 0; i < keys.length; i += 100) {
+    const group = keys.slice(i, i + 100);
+    const found = inRange.all(ftsPhrase(text), group[0]!, group.at(-1)!);
+    for (const r of found) {
+      const id = idOf.get(r.k);
+      if (id === undefined) continue;
+      const hit = { channel: Number(r.channel), t: Number(r.t), ...hitLine(r.chunk, text) };
+      const seen = hits.get(id);
+      if (!seen || hit.channel < seen.channel) hits.set(id, hit);
+    }
   }
   return hits;
 }

@@ -14,6 +14,7 @@ interface UserRow {
   roles: string | null;
   groups: string | null;
   created_at: number;
+  require_security_key: number;
 }
 
 const SELECT = `
@@ -22,7 +23,7 @@ const SELECT = `
          (SELECT group_concat(role, ',') FROM (SELECT role FROM user_roles r WHERE r.user_id = u.id ORDER BY role)) AS roles,
          (SELECT group_concat(name, ',') FROM (SELECT g.name FROM group_members m JOIN user_groups g ON g.id = m.group_id
             WHERE m.user_id = u.id ORDER BY g.name)) AS groups,
-         u.created_at
+         u.created_at, u.require_security_key
   FROM users u`;
 
 function toRecord(r: UserRow): UserRecord {
@@ -36,6 +37,7 @@ function toRecord(r: UserRow): UserRecord {
     totpEnrolled: r.totp === 1,
     groups: r.groups ? r.groups.split(',') : [],
     createdAt: r.created_at,
+    requireSecurityKey: r.require_security_key === 1,
   };
 }
 
@@ -100,6 +102,13 @@ export function usersTable(ctx: Ctx): Store['users'] {
         const id = userId(db, name);
         db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').run(passwordHash, now, id);
         return { result: undefined, events: [draft('admin.user.password', meta.actor, { user: name })] };
+      });
+    },
+    async setRequireSecurityKey(name, required, meta) {
+      ctx.change((now) => {
+        const id = userId(db, name);
+        db.prepare('UPDATE users SET require_security_key = ?, updated_at = ? WHERE id = ?').run(required ? 1 : 0, now, id);
+        return { result: undefined, events: [draft('admin.user.security_key', meta.actor, { user: name, required })] };
       });
     },
     async remove(name, meta) {

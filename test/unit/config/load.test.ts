@@ -28,10 +28,20 @@ describe('config', () => {
     expect(c.dataDir).toBe(path.resolve('./data'));
     expect(c.ssh).toEqual({ listen: { host: '0.0.0.0', port: 2222 }, loginGraceTime: 30_000, maxStartups: 100, perSourceMaxStartups: 10 });
     expect(c.web).toEqual({ listen: { host: '127.0.0.1', port: 8080 } });
-    expect(c.auth).toEqual({ mfaGrace: 0, maxPendingMfa: 3, lockout: { failures: 5, window: 600_000, duration: 900_000 } });
-    expect(c.recording).toEqual({ input: false, required: true, execOutputLimit: 64 * 1024 * 1024, minFreeSpace: 100 * 1024 * 1024 });
+    expect(c.auth).toEqual({ mfaGrace: 0, maxPendingMfa: 3, securityKeys: 'second-factor', lockout: { failures: 5, window: 600_000, duration: 900_000 } });
+    expect(c.recording).toEqual({ input: false, required: true, execOutputLimit: 64 * 1024 * 1024, minFreeSpace: 100 * 1024 * 1024, liveIndexEvery: 2000, retention: null });
+    expect(c.shutdownGrace).toBe(30_000);
+    expect(c.log.format).toBe('auto');
     expect(c.sessions).toEqual({ idleTimeout: 1_800_000, maxDuration: 43_200_000, maxPerUser: 10 });
     expect(Object.isFrozen(c) && Object.isFrozen(c.ssh) && Object.isFrozen(c.auth.lockout)).toBe(true);
+  });
+
+  it('recording.retention: a duration, or "forever" (null); 0s and junk are refused with the key named', () => {
+    expect(loadConfig({ config: writeConfig('recording: { retention: 180d }\n') }, {}).recording.retention).toBe(180 * 86_400_000);
+    expect(loadConfig({ config: writeConfig('recording: { retention: forever }\n') }, {}).recording.retention).toBeNull();
+    expect(configError(() => loadConfig({ config: writeConfig('recording: { retention: 0s }\n') }, {})).message).toContain('recording.retention');
+    expect(configError(() => loadConfig({ config: writeConfig('recording: { retention: "six months" }\n') }, {})).message).toContain('recording.retention');
+    expect(configError(() => loadConfig({ config: writeConfig('log: { format: xml }\n') }, {})).message).toContain('log.format');
   });
 
   it('reads a file and resolves dataDir relative to it', () => {

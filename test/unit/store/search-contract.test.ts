@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { querySql } from '../../../src/store/sqlite/sessions.js';
+import { ManualClock } from '../../../src/shared/clock.js';
+import { createSqliteStore } from '../../../src/store/sqlite/index.js';
+import { DEFAULT_TUNING, querySql, type SearchTuning } from '../../../src/store/sqlite/sessions.js';
 import type { SessionQuery, SessionStatus, Store } from '../../../src/store/types.js';
 import { tempStore } from '../../helpers/store.js';
 
@@ -63,28 +65,52 @@ describe('sessions.query: the search contract', () => {
       if (end.reason !== null) await store.sessions.close(id, end.reason, 1, 2);
     }
     expect(planted).toHaveLength(PLANTED);
+    // The tests below ask for exact counts: a count budget that never runs out (each tuning, the
+    // default included, is walked on its own in the tests that loop over TUNINGS).
+    made.store.close();
+    store = createSqliteStore(file, made.clock, { search: { ...DEFAULT_TUNING, countBudget: 1e9 } });
   }, 120_000);
 
   afterAll(() => store?.close());
 
-  /** Walk every page; bounded by the page count the total allows. */
-  async function walk(q: Omit<SessionQuery, 'limit' | 'offset'>, limit = 97) {
-    const first = await store.sessions.query({ ...q, limit, offset: 0 });
+  /**
+   * Walk every page to the first short one (bounded by the data set's size). An exact total is the
+   * same on every page; a lower bound ("at least") never exceeds what the walk finds.
+   */
+  async function walk(q: Omit<SessionQuery, 'limit' | 'offset'>, limit = 97, s: Store = store) {
+    const first = await s.sessions.query({ ...q, limit, offset: 0 });
     const seen: string[] = [];
     const hits = new Map<string, { channel: number; t: number } | null>();
-    for (let page = 0; page <= Math.ceil(first.total / limit); page++) {
-      const r = await store.sessions.query({ ...q, limit, offset: page * limit });
-      expect(r.total).toBe(first.total);
-      expect(r.exact).toBe(true);
+    for (let page = 0; page <= Math.ceil((PLANTED + OTHERS + 10) / limit); page++) {
+      const r = await s.sessions.query({ ...q, limit, offset: page * limit });
+      if (first.exact) expect(r).toMatchObject({ total: first.total, exact: true });
+      else expect(r.total).toBeGreaterThanOrEqual(page * limit + r.items.length);
       for (const it of r.items) { seen.push(it.session.id); hits.set(it.session.id, it.hit); }
       if (r.items.length < limit) break;
     }
-    return { total: first.total, seen, hits };
+    expect(first.total).toBeLessThanOrEqual(seen.length);
+    return { total: first.exact ? first.total : seen.length, exact: first.exact, seen, hits };
   }
+
+  /** The same contract on every plan the store can choose (see SearchTuning). */
+  const TUNINGS: [string, SearchTuning][] = [
+    ['default', DEFAULT_TUNING],
+    ['text first, a count budget of 40 chunks, lists counted to 100', { smallFilter: 0, countBudget: 40, countCap: 100 }],
+    ['filters first, always', { smallFilter: 1e9, countBudget: 1e9, countCap: 1e9 }],
+  ];
+  const tuned = () => TUNINGS.map(([name, search]) => [name, createSqliteStore(file, new ManualClock(t0), { search })] as const);
 
   const expected = (f: (p: Planted) => boolean) => planted.filter(f).map((p) => p.id);
 
   it('finds every planted session, page by page, newest first, with the first moment of the text', async () => {
+    for (const [name, s] of tuned()) {
+      try {
+        const { total, seen, exact } = await walk({ text: RARE }, 97, s);
+        expect(total, name).toBe(PLANTED);
+        expect([...seen].sort(), name).toEqual(expected(() => true).sort());
+        if (name === TUNINGS[1]![0]) expect(exact, name).toBe(false);
+      } finally { s.close(); }
+    }
     const { total, seen, hits } = await walk({ text: RARE });
     expect(total).toBe(PLANTED);
     expect(new Set(seen).size).toBe(seen.length);
@@ -92,7 +118,7 @@ describe('sessions.query: the search contract', () => {
     const byId = new Map(planted.map((p) => [p.id, p]));
     const starts = seen.map((id) => byId.get(id)!.startedAt);
     expect(starts).toEqual([...starts].sort((a, b) => b - a));
-    for (const id of seen) expect(hits.get(id)).toEqual({ channel: byId.get(id)!.channel, t: byId.get(id)!.t });
+    for (const id of seen) expect(hits.get(id)).toEqual({ channel: byId.get(id)!.channel, t: byId.get(id)!.t, line: `make: ${RARE} in db`, match: [6, 6 + RARE.length] });
   });
 
   it('the old page (search.find(q, 1000), then filters) lost matches; the query does not', async () => {
@@ -126,11 +152,15 @@ describe('sessions.query: the search contract', () => {
       [{ user: 'cat', since, status: 'live' }, (p) => p.user === 'cat' && p.startedAt >= since && p.status === 'live'],
       [{ user: 'nobody' }, () => false],
     ];
-    for (const [filter, want] of cases) {
-      const ids = expected(want);
-      const { total, seen } = await walk({ text: RARE, ...filter }, 61);
-      expect(total, JSON.stringify(filter)).toBe(ids.length);
-      expect([...seen].sort(), JSON.stringify(filter)).toEqual(ids.sort());
+    for (const [name, s] of tuned()) {
+      try {
+        for (const [filter, want] of cases) {
+          const ids = expected(want);
+          const { total, seen } = await walk({ text: RARE, ...filter }, 61, s);
+          expect(total, `${name}: ${JSON.stringify(filter)}`).toBe(ids.length);
+          expect([...seen].sort(), `${name}: ${JSON.stringify(filter)}`).toEqual(ids.sort());
+        }
+      } finally { s.close(); }
     }
     // Some cases must be larger than a page and some empty, or the walk proves little.
     expect(expected((p) => p.user === 'ann').length).toBeGreaterThan(400);
@@ -140,9 +170,40 @@ describe('sessions.query: the search contract', () => {
     const all = await walk({}, 250);
     expect(all.total).toBe(PLANTED + OTHERS);
     expect(new Set(all.seen).size).toBe(PLANTED + OTHERS);
+    // Counted only to a cap: "at least", and every page still reachable.
+    const [name, capped] = tuned()[1]!;
+    try {
+      const first = await capped.sessions.query({ user: 'ann', limit: 10, offset: 0 });
+      expect(first, name).toMatchObject({ total: 100, exact: false });
+      const w = await walk({ user: 'ann' }, 250, capped);
+      expect(w.seen.sort()).toEqual((await walk({ user: 'ann' }, 250)).seen.sort());
+    } finally { capped.close(); }
     const live = await walk({ status: 'live', host: 'db1' }, 50);
     expect(live.total).toBe(await store.sessions.count({ status: 'live', host: 'db1' }));
     expect(new Set(live.seen).size).toBe(live.total);
+  });
+
+  it('a live channel is searchable step by step; the index at close replaces the steps exactly', async () => {
+    await store.sessions.open({ id: 'live-1', user: 'ann', keyFingerprint: 'k', sourceAddr: '10.0.0.1', mode: 'shell' });
+    // Two steps cut a path in two (as a timer would), and a word lands in channel 1 at 2 s.
+    await store.search.index('live-1', 1, [{ t: 1, text: 'first step: tail -f /var/log/app.lo' }]);
+    await store.search.index('live-1', 1, [{ t: 2, text: 'g\nsecond step qwertyzip' }]);
+    await store.search.index('live-1', 2, [{ t: 5, text: 'other channel qwertyzip' }]);
+    const q = async (text: string) => (await store.sessions.query({ text, limit: 10, offset: 0 })).items.map((i) => ({ id: i.session.id, channel: i.hit?.channel, t: i.hit?.t }));
+    expect(await q('qwertyzip')).toEqual([{ id: 'live-1', channel: 1, t: 2 }]);
+    expect(await q('/var/log/app.log')).toEqual([]);
+    // The recording closes: its exact text replaces channel 1's steps, channel 2 keeps its own.
+    await store.search.reindex('live-1', 1, [{ t: 1, text: 'first step: tail -f /var/log/app.log\nsecond step' }]);
+    expect(await q('/var/log/app.log')).toEqual([{ id: 'live-1', channel: 1, t: 1 }]);
+    expect(await q('qwertyzip')).toEqual([{ id: 'live-1', channel: 2, t: 5 }]);
+    expect((await store.sessions.query({ text: 'first step', limit: 10, offset: 0 })).total).toBe(1);
+    const db = new Database(file, { readonly: true });
+    try {
+      const n = (db.prepare("SELECT count(*) AS n FROM session_text WHERE session_id = 'live-1'").get() as { n: number }).n;
+      expect(n).toBe(2);
+    } finally { db.close(); }
+    // A session that does not exist is refused, not indexed under key 0.
+    await expect(store.search.reindex('nope', 1, [{ t: 0, text: 'x' }])).rejects.toThrow(/no session/);
   });
 
   it('user input is a literal substring, never FTS syntax', async () => {
@@ -151,7 +212,7 @@ describe('sessions.query: the search contract', () => {
     for (const text of ['rm -rf /var', '"quoted"', 'NEAR(x', 'b "quo', 'rf /var/lib/db "quoted" NEAR(x y)']) {
       const r = await store.sessions.query({ text, limit: 10, offset: 0 });
       expect(r.items.map((i) => i.session.id), text).toEqual(['lit-1']);
-      expect(r.items[0]!.hit).toEqual({ channel: 0, t: 3 });
+      expect(r.items[0]!.hit).toMatchObject({ channel: 0, t: 3, line: 'sudo rm -rf /var/lib/db "quoted" NEAR(x y)' });
     }
     for (const text of ['xyloph*', 'rm OR xylophage', 'rm AND sudo', '^sudo']) {
       expect((await store.sessions.query({ text, limit: 10, offset: 0 })).total, text).toBe(0);

@@ -56,14 +56,15 @@ describe('sessions.status: a stored column', () => {
     const store = createSqliteStore(file, new ManualClock(10));
     const r = await store.sessions.query({ text: 'quasar', limit: 10, offset: 0 });
     expect(r.total).toBe(2);
-    expect(r.items.map((i) => [i.session.id, i.hit])).toEqual([['old-b', { channel: 0, t: 2 }], ['old-a', { channel: 0, t: 5 }]]);
+    expect(r.items.map((i) => [i.session.id, { channel: i.hit?.channel, t: i.hit?.t }])).toEqual([['old-b', { channel: 0, t: 2 }], ['old-a', { channel: 0, t: 5 }]]);
     expect((await store.search.find('quasar', 100)).map((h) => h.sessionId).sort()).toEqual(['old-a', 'old-a', 'old-b', 'orphan-1', 'orphan-2']);
     await store.search.index('old-c', 3, [{ t: 8, text: 'quasar late' }]);
     await store.sessions.open({ id: 'new-1', user: 'u', keyFingerprint: 'k', sourceAddr: '10.0.0.1', mode: 'shell' });
     await store.search.index('new-1', 0, [{ t: 0.5, text: 'quasar new' }]);
     const after = await store.sessions.query({ text: 'quasar', limit: 10, offset: 0 });
-    expect(after.items.map((i) => [i.session.id, i.hit])).toEqual([
-      ['new-1', { channel: 0, t: 0.5 }], ['old-b', { channel: 0, t: 2 }], ['old-c', { channel: 3, t: 8 }], ['old-a', { channel: 0, t: 5 }],
+    expect(after.items.map((i) => [i.session.id, { channel: i.hit?.channel, t: i.hit?.t }])).toEqual([
+      // Text results come in the order sessions opened (text_key), here old-c before old-b, which started earlier.
+      ['new-1', { channel: 0, t: 0.5 }], ['old-c', { channel: 3, t: 8 }], ['old-b', { channel: 0, t: 2 }], ['old-a', { channel: 0, t: 5 }],
     ]);
     await expect(store.search.index('no-such', 0, [{ t: 0, text: 'x' }])).rejects.toThrow(/no session/);
     store.close();

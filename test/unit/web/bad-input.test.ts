@@ -16,9 +16,10 @@ const MB = 'a'.repeat(1 << 20);
 const ESC = '%1b%5b2K';
 
 const ROUTES = [
-  'GET /healthz', 'GET /metrics', 'GET /login', 'POST /login', 'POST /logout', 'GET /', 'GET /sessions', 'GET /sessions/:id',
+  'GET /healthz', 'GET /metrics', 'GET /login', 'POST /login', 'POST /logout', 'GET /', 'GET /sessions', 'GET /sessions.csv', 'GET /sessions.json', 'GET /sessions/:id',
   'GET /sessions/:id/:file', 'GET /live/:id/:channel', 'POST /sessions/:id/kill', 'GET /audit', 'GET /users', 'POST /users/:name/:action',
   'GET /hosts', 'GET /grants', 'POST /grants/:id/remove', 'GET /static/*', 'GET /vendor/*',
+  'GET /requests', 'GET /requests/:id', 'POST /requests/:id/approve', 'POST /requests/:id/deny', 'POST /requests/:id/revoke',
 ];
 
 interface Case {
@@ -38,9 +39,10 @@ const tableFor = (): Case[] => {
   // Every GET route: a repeated parameter, a 1 MB parameter, control characters, an unknown parameter.
   const gets: [string, string, string][] = [
     ['GET /healthz', '/healthz', 'x'], ['GET /metrics', '/metrics', 'x'], ['GET /login', '/login', 'error'], ['GET /', '/', 'x'],
-    ['GET /sessions', '/sessions', 'q'], ['GET /sessions/:id', '/sessions/sess-1', 'channel'], ['GET /sessions/:id/:file', '/sessions/sess-1/manifest.json', 'x'],
+    ['GET /sessions', '/sessions', 'q'], ['GET /sessions.csv', '/sessions.csv', 'q'], ['GET /sessions.json', '/sessions.json', 'user'], ['GET /sessions/:id', '/sessions/sess-1', 'channel'], ['GET /sessions/:id/:file', '/sessions/sess-1/manifest.json', 'x'],
     ['GET /live/:id/:channel', '/live/sess-1/0', 'x'], ['GET /audit', '/audit', 'type'], ['GET /users', '/users', 'x'], ['GET /hosts', '/hosts', 'x'],
     ['GET /grants', '/grants', 'x'], ['GET /static/*', '/static/app.css', 'v'], ['GET /vendor/*', '/vendor/asciinema-player.css', 'v'],
+    ['GET /requests', '/requests', 'x'], ['GET /requests/:id', '/requests/1', 'x'],
   ];
   for (const [route, url, p] of gets) {
     c.push({ route, what: 'repeated parameter', url: `${url}?${p}=0&${p}=1`, status: 400 });
@@ -48,11 +50,18 @@ const tableFor = (): Case[] => {
     c.push({ route, what: 'control characters', url: `${url}?${p}=${ESC}`, status: 400 });
     c.push({ route, what: 'NUL in the parameter name', url: `${url}?a%00b=1`, status: 400 });
   }
-  const noParams = ['/healthz', '/metrics', '/', '/users', '/hosts', '/grants', '/sessions/sess-1/manifest.json'];
+  const noParams = ['/healthz', '/metrics', '/', '/users', '/hosts', '/grants', '/sessions/sess-1/manifest.json', '/requests'];
   for (const url of noParams) c.push({ route: `GET ${url === '/sessions/sess-1/manifest.json' ? '/sessions/:id/:file' : url}`, what: 'unknown parameter', url: `${url}?x=1`, status: 400 });
+  c.push(
+    { route: 'GET /requests/:id', what: 'unknown id', url: '/requests/999', status: 404 },
+    { route: 'GET /requests/:id', what: 'id not a number', url: '/requests/abc', status: 400 },
+    { route: 'GET /requests/:id', what: 'id beyond 12 digits', url: '/requests/9999999999999', status: 400 },
+  );
   // Wrong types and values of the parameters pages do take.
   c.push(
     { route: 'GET /sessions', what: 'page not a number', url: '/sessions?page=abc', status: 400 },
+    { route: 'GET /sessions.csv', what: 'an export has no pages', url: '/sessions.csv?page=2', status: 400 },
+    { route: 'GET /sessions.json', what: 'since not a date', url: '/sessions.json?since=yesterday', status: 400 },
     { route: 'GET /sessions', what: 'page huge', url: '/sessions?page=99999999999999999999', status: 400 },
     { route: 'GET /sessions', what: 'unknown status', url: '/sessions?status=bogus', status: 400 },
     { route: 'GET /sessions', what: 'since not a date', url: '/sessions?since=yesterday', status: 400 },
@@ -87,6 +96,7 @@ const tableFor = (): Case[] => {
   const posts: [string, string][] = [
     ['POST /login', '/login'], ['POST /logout', '/logout'], ['POST /sessions/:id/kill', '/sessions/nope/kill'],
     ['POST /users/:name/:action', '/users/op/disable'], ['POST /grants/:id/remove', '/grants/1/remove'],
+    ['POST /requests/:id/approve', '/requests/1/approve'], ['POST /requests/:id/deny', '/requests/1/deny'], ['POST /requests/:id/revoke', '/requests/1/revoke'],
   ];
   for (const [route, url] of posts) {
     c.push({ route, what: 'no CSRF token', method: 'POST', url, form: {}, noToken: true, status: 403 });
@@ -109,6 +119,12 @@ const tableFor = (): Case[] => {
     { route: 'POST /grants/:id/remove', what: 'id not a number', method: 'POST', url: '/grants/abc/remove', form: {}, status: 400 },
     { route: 'POST /grants/:id/remove', what: 'id beyond a safe integer', method: 'POST', url: '/grants/99999999999999999999/remove', form: {}, status: 400 },
     { route: 'POST /grants/:id/remove', what: 'unknown grant', method: 'POST', url: '/grants/999/remove', form: {}, status: 404 },
+    // An admin without the approver role decides nothing; over-long and malformed input is refused first.
+    { route: 'POST /requests/:id/approve', what: 'not an approver', method: 'POST', url: '/requests/1/approve', form: { code: '123456' }, status: 403 },
+    { route: 'POST /requests/:id/approve', what: 'reason over 2000 characters', method: 'POST', url: '/requests/1/approve', form: { reason: 'r'.repeat(2001) }, status: 400 },
+    { route: 'POST /requests/:id/approve', what: 'repeated code', method: 'POST', url: '/requests/1/approve', form: { code: ['1', '2'] }, status: 400 },
+    { route: 'POST /requests/:id/deny', what: 'id not a number', method: 'POST', url: '/requests/x/deny', form: {}, status: 400 },
+    { route: 'POST /requests/:id/revoke', what: 'not an approver', method: 'POST', url: '/requests/1/revoke', form: {}, status: 403 },
   );
   return c;
 };

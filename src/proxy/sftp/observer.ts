@@ -1,0 +1,138 @@
+import { Transform } from 'node:stream';
+import { draft, type AuditDraft } from '../../audit/events.js';
+import type { ChannelControl, ChannelFilter, ChannelInfo, ChannelObserver } from '../../shared/channel.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Store } from '../../store/types.js';
+import { isSftpServerCommand } from '../transfer.js';
+import { ScpParser, scpCommand, type ScpFile } from './scp.js';
+import { SftpTracker, type SftpEvent } from './tracker.js';
+import { Framer, WireError } from './wire.js';
+
+/**
+ * The file audit of one transfer channel: SFTP (the subsystem or the sftp-server command) and
+ * legacy scp are followed file by file; each file operation becomes an audit event and each file
+ * that moved a row in the files table. rsync keeps the command, counts and stream hashes of the
+ * channel row (its protocol is not followed). A malformed or over-limit stream ends the channel
+ * with `transfer.malformed`, and the parser stops.
+ *
+ * Under the `sftp-read` right the SFTP parser stands in the byte path (a ChannelFilter): refused
+ * requests never reach the target and gatehouse answers them. Otherwise it only observes, on the
+ * relay's one pass over the bytes.
+ */
+export interface FileAuditDeps {
+  store: Store;
+  log: Logger;
+}
+
+export function fileAudit(deps: FileAuditDeps, info: ChannelInfo, ctl: ChannelControl): ChannelObserver[] {
+  if (info.action !== 'sftp' && info.action !== 'sftp-read') return [];
+  const sftp = info.kind === 'subsystem' || isSftpServerCommand(info.command);
+  const scp = sftp ? null : scpCommand(info.command);
+  if (!sftp && !scp) return [];
+
+  const base = { session: info.sessionId, channel: info.channel, user: info.user, host: info.host };
+  let chain: Promise<unknown> = Promise.resolve();
+  // Events are written in the order they happened, each tracked so the session waits for them.
+  const write = (fn: () => Promise<unknown>) => {
+    chain = chain.then(fn).catch((err: unknown) => deps.log.error({ err, session: info.sessionId }, 'file audit write failed'));
+    ctl.track(chain);
+  };
+  const audit = (ev: AuditDraft) => write(() => deps.store.audit.append(ev));
+  let dead = false;
+  const malformed = (protocol: string, err: unknown) => {
+    if (dead) return;
+    dead = true;
+    const error = err instanceof WireError ? err.message : 'internal error';
+    if (!(err instanceof WireError)) deps.log.error({ err, session: info.sessionId }, 'file audit failed');
+    audit(draft('transfer.malformed', 'system', { session: info.sessionId, channel: info.channel, user: info.user, protocol, error }));
+    ctl.abort(`gatehouse: the ${protocol} stream was ended: ${error}`);
+  };
+
+  if (scp) {
+    const parser = new ScpParser(scp, (f: ScpFile) => {
+      audit(draft('scp.file', 'system', { ...base, direction: f.direction, path: f.path, name: f.name, mode: f.mode, size: f.size, bytes: f.bytes, sha256: f.sha256 }));
+      write(() => deps.store.files.add({ sessionId: info.sessionId, channel: info.channel, protocol: 'scp', direction: f.direction, path: f.path, size: f.bytes, sha256: f.sha256 }));
+    });
+    const feed = (d: Buffer) => { if (!dead) try { parser.push(d); } catch (err) { malformed('scp', err); } };
+    return [{
+      ...(scp.direction === 'upload' ? { onInput: feed } : { onOutput: (d: Buffer, s: 'stdout' | 'stderr') => { if (s === 'stdout') feed(d); } }),
+      onEnd: () => { if (!dead) parser.end(); },
+    }];
+  }
+
+  const tracker = new SftpTracker((ev) => sftpEvent(ev), info.action === 'sftp-read');
+  function sftpEvent(ev: SftpEvent): void {
+    switch (ev.type) {
+      case 'open': return audit(draft('sftp.open', 'system', { ...base, path: ev.path, flags: ev.flags, ...(ev.error ? { error: ev.error } : {}) }));
+      case 'close': {
+        const { type: _t, ...rest } = ev;
+        audit(draft('sftp.close', 'system', { ...base, ...rest }));
+        if (ev.direction === 'none') return;
+        const size = ev.direction === 'upload' ? ev.bytesWritten : ev.bytesRead;
+        return write(() => deps.store.files.add({ sessionId: info.sessionId, channel: info.channel, protocol: 'sftp', direction: ev.direction, path: ev.path, size, sha256: ev.sha256 }));
+      }
+      case 'rename': return audit(draft('sftp.rename', 'system', { ...base, path: ev.path, to: ev.to, ok: ev.ok, ...(ev.error ? { error: ev.error } : {}) }));
+      case 'symlink': return audit(draft('sftp.symlink', 'system', { ...base, path: ev.path, target: ev.target, ok: ev.ok, ...(ev.error ? { error: ev.error } : {}) }));
+      case 'denied': return audit(draft('sftp.denied', 'system', { ...base, path: ev.path, op: ev.op }));
+      default: return audit(draft(`sftp.${ev.type}`, 'system', { ...base, path: ev.path, ok: ev.ok, ...(ev.error ? { error: ev.error } : {}) }));
+    }
+  }
+  const fromOperator = new Framer();
+  const fromTarget = new Framer();
+  const onEnd = () => { if (!dead) tracker.end(); };
+
+  if (info.action === 'sftp') {
+    return [{
+      onInput: (d) => {
+        if (dead) return;
+        try { for (const p of fromOperator.push(d)) tracker.client(p); } catch (err) { malformed('sftp', err); }
+      },
+      onOutput: (d, s) => {
+        if (dead || s !== 'stdout') return;
+        try { for (const p of fromTarget.push(d)) tracker.server(p); } catch (err) { malformed('sftp', err); }
+      },
+      onEnd,
+    }];
+  }
+  ctl.filter(readOnlyFilter(tracker, fromOperator, fromTarget, () => dead, (err) => malformed('sftp', err)));
+  return [{ onEnd }];
+}
+
+const lengthOf = (p: Buffer) => { const b = Buffer.alloc(4); b.writeUInt32BE(p.length, 0); return b; };
+
+/**
+ * sftp-read: whole packets only pass, in both directions. A refused request's STATUS reply joins
+ * the target's replies at a packet boundary, so it never splits one of them.
+ */
+function readOnlyFilter(tracker: SftpTracker, fromOperator: Framer, fromTarget: Framer, dead: () => boolean, fail: (err: unknown) => void): ChannelFilter {
+  const replies: Buffer[] = [];
+  const flush = () => { if (fromTarget.atBoundary) while (replies.length) toOperator.push(replies.shift()); };
+  const toTarget = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (dead()) return cb();
+      try {
+        for (const p of fromOperator.push(chunk)) {
+          const v = tracker.client(p);
+          if (v.forward) { this.push(lengthOf(p)); this.push(p); } else replies.push(v.reply);
+        }
+        flush();
+      } catch (err) { fail(err); }
+      cb();
+    },
+  });
+  const toOperator = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (dead()) return cb();
+      try {
+        for (const p of fromTarget.push(chunk)) {
+          tracker.server(p);
+          this.push(lengthOf(p));
+          this.push(p);
+        }
+        flush();
+      } catch (err) { fail(err); }
+      cb();
+    },
+  });
+  return { toTarget, toOperator };
+}

@@ -1,0 +1,16 @@
+import { isoTime } from '../shared/clock.js';
+import type { Store } from '../store/types.js';
+import { html, type Html } from './html.js';
+
+/**
+ * The session page's file list: every file an SFTP or scp channel of the session moved, with its
+ * direction, path, size, SHA-256 (or `partial`) and time. Paths are the operator's bytes: escaped
+ * like every other value by html``.
+ */
+export async function filesSection(store: Store, sessionId: string): Promise<Html> {
+  const files = await store.files.list(sessionId);
+  if (files.length === 0) return html``;
+  return html`<h2>Files</h2><table class="files"><thead><tr><th>#</th><th>Direction</th><th>Path</th><th>Size</th><th>SHA-256</th><th>Protocol</th><th>Time</th></tr></thead><tbody>
+    ${files.map((f) => html`<tr><td>${f.channel}</td><td>${f.direction}</td><td><code>${f.path}</code></td><td>${f.size}</td><td><code>${f.sha256}</code></td><td>${f.protocol}</td><td>${isoTime(f.at)}</td></tr>`)}
+    </tbody></table>`;
+}
