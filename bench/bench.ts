@@ -7,11 +7,12 @@
  * Knobs (environment): BENCH_GIB (size of the bulk transfers, default 1), BENCH_SETUP_RUNS (20),
  * BENCH_KEYS (500), BENCH_IDLE (concurrency: idle sessions, default 200), BENCH_TYPING (50),
  * BENCH_REVOKE (20), BENCH_ROUNDS (rounds of each bulk scenario, median reported; 3), BENCH_ONLY (comma list of scenarios to run: download, upload, setup, echo,
- * recording, concurrency, revocation, search; default all; search: see bench/search.ts), BENCH_CPU_PROF (a directory: gatehouse runs
+ * recording, sftp, concurrency, revocation, search; default all; search: see bench/search.ts), BENCH_SFTP_MIB (the sftp file, 256), BENCH_CPU_PROF (a directory: gatehouse runs
  * with --cpu-prof and writes its profile there when the bench stops it).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { Readable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,10 +37,11 @@ const IDLE = Number(process.env.BENCH_IDLE ?? 200);
 const TYPING = Number(process.env.BENCH_TYPING ?? 50);
 const REVOKE = Number(process.env.BENCH_REVOKE ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SFTP_MIB = Number(process.env.BENCH_SFTP_MIB ?? 256);
 const DEADLINE = Date.now() + 9.5 * 60_000;
 /** Rounds after the first are skipped past this point, so the other scenarios keep their time. */
 const BULK_DEADLINE = Date.now() + 5 * 60_000;
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'download,upload,setup,echo,recording,concurrency,revocation,search').split(',').map((x) => x.trim()));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'download,upload,setup,echo,recording,sftp,concurrency,revocation,search').split(',').map((x) => x.trim()));
 const PROF = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : null;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
@@ -291,6 +293,41 @@ async function main() {
     results.recording_cost = { on, off, ratio: on.mibs / off.mibs };
     rows.push(['recording cost (download, c)', '-', '-', `on ${on.mibs.toFixed(0)} / off ${off.mibs.toFixed(0)} MiB/s`, '-', `ratio ${(on.mibs / off.mibs).toFixed(2)}; gatehouse ${on.cpuPerGiB!.toFixed(2)} / ${off.cpuPerGiB!.toFixed(2)} CPU-s/GiB`]);
     log(rows.at(-1)!.join(' | '));
+  }
+
+  // SFTP put and get of one file, OpenSSH -J against gatehouse -J, and gatehouse with its file audit
+  // (SHA-256 per file, audit events, files table) on and off (the --bench-no-recording server).
+  if (ONLY.has('sftp')) {
+    const size = Math.round(SFTP_MIB * 1024 * 1024);
+    const blob = path.join(dir, 'sftp-blob');
+    execFileSync('sh', ['-c', `head -c ${size} /dev/urandom > '${blob}'`]);
+    const sftpOnce = async (kind: 'put' | 'get', p: 'b' | 'd', ghPort: number) => {
+      const who = op();
+      const a = sshArgs(p, null, [], who, ghPort);
+      // sshArgs gives ssh's arguments: sftp takes the same options, with -P for the port and no command.
+      const args = a.args.map((x) => (x === '-p' ? '-P' : x));
+      const there = path.join(dir, `sftp-${kind}-${p}-${ghPort}`);
+      const batch = kind === 'put' ? `put ${blob} ${there}\n` : `get ${blob} ${there}\n`;
+      const r = await run('sftp', ['-b', '-', ...args], a.env, Readable.from([batch]));
+      const ok = r.code === 0 && fs.existsSync(there) && fs.statSync(there).size === size;
+      fs.rmSync(there, { force: true });
+      if (!ok) log(`sftp ${kind} ${p} failed: rc=${r.code} ${r.stderr.trim()}`);
+      return (size / 1024 / 1024) / (r.ms / 1000);
+    };
+    const servers: [string, 'b' | 'd', number][] = [['b', 'b', gh.port], ['d', 'd', gh.port], ['d-off', 'd', ghNoRec.port]];
+    const out: Record<string, Record<string, number>> = {};
+    for (const kind of ['put', 'get'] as const) {
+      const samples: Record<string, number[]> = {};
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [key, p, port] of servers) (samples[key] ??= []).push(await sftpOnce(kind, p, port));
+      }
+      out[kind] = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+      const x = out[kind]!;
+      rows.push([`sftp ${kind} ${SFTP_MIB} MiB`, '-', `${x.b!.toFixed(0)} MiB/s`, '-', `${x.d!.toFixed(0)} MiB/s`,
+        `d/b ${(x.d! / x.b!).toFixed(2)}; file audit on ${x.d!.toFixed(0)} / off ${x['d-off']!.toFixed(0)} MiB/s (ratio ${(x.d! / x['d-off']!).toFixed(2)})`]);
+      log(rows.at(-1)!.join(' | '));
+    }
+    results.sftp = out;
   }
 
   // Concurrency: many idle interactive sessions through gatehouse, then some of them typing.

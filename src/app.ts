@@ -30,7 +30,7 @@ import { startRetention } from './ops/retention.js';
 import { drainSessions, type Drain } from './ops/shutdown.js';
 import { startRequestNotifier, type RequestNotifier } from './notify/webhook.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from './shared/version.js';
 
 /** Everything the server needs, built once in main.ts (tests build the same with a fake clock). */
 export interface Deps {
@@ -52,8 +52,11 @@ export interface Gatehouse {
 
 export type { ObserverFactory } from './shared/channel.js';
 
-/** `recorder` replaces the recorder (the bench measures the relay without it); nothing else watches less. */
-export function createGatehouse(deps: Deps, recorder?: ObserverFactory): Gatehouse {
+/**
+ * `recorder` replaces the recorder and `bench.fileAudit: false` turns the sftp file audit off on
+ * read-write channels (the bench measures the relay without them); nothing else watches less.
+ */
+export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: { fileAudit?: boolean } = {}): Gatehouse {
   const { config, store, log, clock, dataDir } = deps;
   let mirror: AuditMirror | undefined;
   let web: FastifyInstance | undefined;
@@ -70,7 +73,7 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory): Gatehou
   const node = hostname();
   const ssh = createSshServer({
     store, clock, config, log, ids: deps.ids, gate: new Gate({ store }), node,
-    observers: channelObservers({ store, log, recorder, offload }),
+    observers: channelObservers({ store, log, recorder, offload, fileAudit: bench.fileAudit ?? true }),
     hostKey: dataDir.hostKey, clientKey: dataDir.clientKey, masterKey: dataDir.masterKey, targetKeysDir: dataDir.paths.targetKeys,
     targetAuth: new TargetAuth({
       caDir: dataDir.paths.dir, clientKey: dataDir.clientKey, clock,

@@ -24,10 +24,11 @@ export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean },
   const store = createSqliteStore(dataDir.paths.db, systemClock);
   if (flags.benchNoRecording) {
     // Only `npm run bench` uses this, to measure what recording costs. Never in production.
-    log.warn('BENCHMARK MODE: sessions are NOT recorded (--bench-no-recording)');
-    stderr.write('gatehouse: WARNING: --bench-no-recording: sessions are not recorded (benchmark use only)\n');
+    log.warn('BENCHMARK MODE: sessions are NOT recorded and sftp files not audited (--bench-no-recording)');
+    stderr.write('gatehouse: WARNING: --bench-no-recording: sessions are not recorded, sftp files not audited (benchmark use only)\n');
   }
-  const app = createGatehouse({ config, dataDir, store, clock: systemClock, log, ids: randomIds }, flags.benchNoRecording ? async () => [] : undefined);
+  const app = createGatehouse({ config, dataDir, store, clock: systemClock, log, ids: randomIds },
+    flags.benchNoRecording ? async () => [] : undefined, { fileAudit: !flags.benchNoRecording });
   const needsAdmin = !(await store.users.anyAdmin());
   // Signals are handled from before the first line is printed, so a quick SIGINT still stops cleanly.
   let keepAlive: NodeJS.Timeout | undefined;

@@ -21,12 +21,18 @@ export interface ObserverDeps {
   recorder: ObserverFactory;
   /** The worker thread that hashes the streams. */
   offload: Offload;
+  /**
+   * false only under `serve --bench-no-recording` (the bench measures what the file audit costs).
+   * `sftp-read` channels keep it whatever this says: there it is what refuses writes.
+   */
+  fileAudit?: boolean;
 }
 
 export function channelObservers(deps: ObserverDeps): ObserverFactory {
   return async (info, ctl) => {
     const recorded = await deps.recorder(info, ctl);
-    return [ctl.counter, channelRow(deps, info, ctl), ...recorded, ...fileAudit(deps, info, ctl)];
+    const files = deps.fileAudit !== false || info.action === 'sftp-read' ? fileAudit(deps, info, ctl) : [];
+    return [ctl.counter, channelRow(deps, info, ctl), ...recorded, ...files];
   };
 }
 

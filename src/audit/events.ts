@@ -36,6 +36,8 @@ export interface AuditPayloads {
   'admin.user.totp.reset': { user: string };
   'admin.user.password': { user: string };
   'admin.user.security_key': { user: string; required: boolean };
+  'admin.user.webauthn.add': { user: string; credential: string };
+  'admin.user.webauthn.remove': { user: string; credential: string };
   'admin.group.add': { group: string };
   'admin.group.remove': { group: string };
   'admin.group.member.add': { group: string; user: string };
@@ -59,7 +61,7 @@ export interface AuditPayloads {
   'session.terminated': { session: string; user: string; reason: string; channel?: number; host?: string; cause?: string };
   'forward.open': { session: string; user: string; host: string; port: number; login: string; grant: number };
   'forward.close': { session: string; user: string; host: string; port: number; bytesUp: number; bytesDown: number };
-  'web.login': { user: string; source: string };
+  'web.login': { user: string; source: string; method?: 'totp' | 'webauthn' };
   'web.login_failed': { user: string; source: string; reason: string };
   'web.logout': { user: string; source: string };
   'web.live_view': { user: string; source: string; session: string; channel: number; sessionUser: string };
@@ -77,7 +79,7 @@ export interface AuditPayloads {
   'recording.failed': { session: string; channel: number; user: string; error: string; required: boolean; phase: 'open' | 'write' };
   'recording.viewed': { session: string; sessionUser: string; how: 'play' | 'export' | 'web' };
   /** An auditor downloaded a search's result (every match), with the search that made it. */
-  'sessions.exported': { format: 'csv' | 'json'; count: number; text: string | null; user: string | null; host: string | null; since: string | null; status: string | null };
+  'sessions.exported': { format: 'csv' | 'json'; count: number; text: string | null; user: string | null; host: string | null; since: string | null; status: string | null; file?: string | null };
   'recording.recovered': { session: string; channel: number; file: string; state: string; cutBytes: number; size: number; sha256: string };
   'server.stop': { signal: string };
   // File transfers, file by file (proxy/sftp): each names the session, the channel and the path.
@@ -173,6 +175,8 @@ export function describe(ev: AuditDraft): string {
     case 'admin.user.totp.enroll': return `enrolled TOTP for user ${ev.data.user}${ev.data.imported ? ' (imported secret)' : ''}`;
     case 'admin.user.totp.reset': return `reset TOTP of user ${ev.data.user}`;
     case 'admin.user.password': return `set the web password of user ${ev.data.user}`;
+    case 'admin.user.webauthn.add': return `registered WebAuthn credential ${ev.data.credential} for user ${ev.data.user}`;
+    case 'admin.user.webauthn.remove': return `removed WebAuthn credential ${ev.data.credential} of user ${ev.data.user}`;
     case 'admin.user.security_key': return ev.data.required ? `user ${ev.data.user} must log in with a security key` : `user ${ev.data.user} may log in with any key`;
     case 'admin.group.add': return `added group ${ev.data.group}`;
     case 'admin.group.remove': return `removed group ${ev.data.group}`;
@@ -192,7 +196,7 @@ export function describe(ev: AuditDraft): string {
     case 'session.terminated': return `session ${ev.data.session} of ${ev.data.user}${ev.data.channel !== undefined ? ` channel ${ev.data.channel}` : ''} ended: ${ev.data.reason}${ev.data.cause ? ` (after ${ev.data.cause})` : ''}`;
     case 'forward.open': return `${ev.data.user} forwards to ${ev.data.host}:${ev.data.port} (session ${ev.data.session}, grant #${ev.data.grant})`;
     case 'forward.close': return `forward of ${ev.data.user} to ${ev.data.host}:${ev.data.port} closed, ${ev.data.bytesUp} B up, ${ev.data.bytesDown} B down`;
-    case 'web.login': return `${ev.data.user} logged in to the web UI from ${ev.data.source}`;
+    case 'web.login': return `${ev.data.user} logged in to the web UI from ${ev.data.source}${ev.data.method === 'webauthn' ? ' with a security key' : ''}`;
     case 'web.login_failed': return `web login of ${ev.data.user || '?'} from ${ev.data.source} refused: ${ev.data.reason}`;
     case 'web.logout': return `${ev.data.user} logged out of the web UI`;
     case 'web.live_view': return `${ev.data.user} watches session ${ev.data.session} (${ev.data.sessionUser || '?'}) channel ${ev.data.channel} live from ${ev.data.source}`;
@@ -218,7 +222,7 @@ export function describe(ev: AuditDraft): string {
     case 'session.channel': return `session ${ev.data.session} channel ${ev.data.channel}: ${ev.data.kind} as ${ev.data.login}@${ev.data.host}${ev.data.command ? ` ${JSON.stringify(ev.data.command)}` : ''}${ev.data.certKeyId ? ` (certificate ${ev.data.certKeyId}, serial ${ev.data.certSerial})` : ''}`;
     case 'recording.closed': return `recording ${ev.data.file} of session ${ev.data.session} closed (${ev.data.state}, ${ev.data.size} B, sha256 ${ev.data.sha256.slice(0, 16)}…)`;
     case 'recording.failed': return `recording of session ${ev.data.session} channel ${ev.data.channel} failed (${ev.data.phase}): ${ev.data.error}${ev.data.required ? '; session refused/ended' : '; continued unrecorded (recording.required: false)'}`;
-    case 'sessions.exported': return `${ev.actor} exported ${ev.data.count} session(s) as ${ev.data.format.toUpperCase()}${ev.data.text !== null ? ` (text "${ev.data.text}")` : ''}${ev.data.user ? ` user ${ev.data.user}` : ''}${ev.data.host ? ` host ${ev.data.host}` : ''}${ev.data.since ? ` since ${ev.data.since}` : ''}${ev.data.status ? ` status ${ev.data.status}` : ''}`;
+    case 'sessions.exported': return `${ev.actor} exported ${ev.data.count} session(s) as ${ev.data.format.toUpperCase()}${ev.data.text !== null ? ` (text "${ev.data.text}")` : ''}${ev.data.user ? ` user ${ev.data.user}` : ''}${ev.data.host ? ` host ${ev.data.host}` : ''}${ev.data.since ? ` since ${ev.data.since}` : ''}${ev.data.status ? ` status ${ev.data.status}` : ''}${ev.data.file ? ` file "${ev.data.file}"` : ''}`;
     case 'recording.viewed': return `recording of session ${ev.data.session} (${ev.data.sessionUser}) viewed by ${ev.actor} (${ev.data.how})`;
     case 'recording.recovered': return `recording ${ev.data.file} of interrupted session ${ev.data.session} recovered (${ev.data.cutBytes} partial bytes cut)`;
     case 'admin.backup': return `backup written to ${ev.data.file} (${ev.data.files} files, ${ev.data.bytes} B${ev.data.recordings ? '' : ', no recordings'})`;

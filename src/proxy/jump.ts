@@ -152,6 +152,10 @@ function startInner(channel: ServerChannel, host: HostRecord, conn: OperatorConn
   inner.on('error', () => undefined);
   const closeInner = conn.onClose(() => channel.destroy());
   channel.on('close', closeInner);
+  // EOF from the client is the end of the inner SSH connection (nothing can follow it; the ProxyJump
+  // helper is gone): close the channel, which ends the inner connection and its channels. Left
+  // half-open, a dead -J held its session and recordings open until the outer connection ended.
+  channel.once('end', () => channel.close());
   channel.on('error', () => undefined);
   inner.injectSocket(channel as never);
 }

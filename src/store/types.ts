@@ -48,6 +48,28 @@ export interface KeyRecord {
   skCounter: number | null;
 }
 
+/** A WebAuthn credential (a security key registered in the browser) for the web login. */
+export interface WebauthnCredentialRecord {
+  id: number;
+  userId: number;
+  user: string;
+  /** As the browser names it: base64url. */
+  credentialId: string;
+  /** COSE-encoded public key. */
+  publicKey: Buffer;
+  counter: number;
+  transports: string[];
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export interface NewWebauthnCredential {
+  credentialId: string;
+  publicKey: Buffer;
+  counter: number;
+  transports: string[];
+}
+
 export interface NewKey {
   fingerprint: string;
   type: string;
@@ -227,6 +249,8 @@ export interface SessionFilter {
   status?: SessionStatus | undefined;
   /** Only these session ids (a full-text search narrows to them first). */
   ids?: string[] | undefined;
+  /** Only sessions that moved a file (sftp, scp) whose path contains this (a literal substring). */
+  file?: string | undefined;
 }
 
 export type SessionStatus = 'live' | 'ended' | 'terminated' | 'interrupted';
@@ -248,6 +272,8 @@ export interface SessionQuery {
   /** started_at < until (epoch ms). */
   until?: number | undefined;
   status?: SessionStatus | undefined;
+  /** Only sessions that moved a file whose path contains this (a literal substring). */
+  file?: string | undefined;
   limit: number;
   offset: number;
 }
@@ -446,8 +472,6 @@ export interface Store {
   readonly files: {
     add(f: Omit<FileRecord, 'at'>): Promise<void>;
     list(sessionId: string): Promise<FileRecord[]>;
-    /** Sessions that moved a file whose path contains `text` (a literal substring). */
-    sessionsWithPath(text: string): Promise<string[]>;
   };
   readonly retention: {
     /** Put a session on legal hold (audited): retention never deletes its recordings. */
@@ -479,6 +503,17 @@ export interface Store {
      * `limit` only. To list or count matches, use sessions.query, which has no cut.
      */
     find(text: string, limit: number): Promise<{ sessionId: string; channel: number; t: number }[]>;
+  };
+  readonly webauthn: {
+    add(user: string, cred: NewWebauthnCredential, meta: ChangeMeta): Promise<WebauthnCredentialRecord>;
+    list(user: string): Promise<WebauthnCredentialRecord[]>;
+    byCredentialId(credentialId: string): Promise<WebauthnCredentialRecord | null>;
+    remove(user: string, id: number, meta: ChangeMeta): Promise<void>;
+    /**
+     * Accept a signature counter for a credential, atomically: true when it is greater than the
+     * last one accepted, or when both are 0 (an authenticator without a counter). Marks it used.
+     */
+    claimCounter(credentialId: string, counter: number, now: number): Promise<boolean>;
   };
   readonly webSessions: {
     get(sid: string, now: number): Promise<Record<string, unknown> | null>;

@@ -18,6 +18,17 @@ export type PasswordVerifier = (password: string, storedHash: string) => Promise
 interface LoginDeps extends WebDeps {
   verifyPassword: PasswordVerifier;
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  /** The security-key step (web/webauthn.ts) for a right password and an empty code; false: the user has no key. */
+  webauthnStep?: (req: FastifyRequest, reply: FastifyReply, u: UserRecord) => Promise<boolean>;
+}
+
+/** The web session after a complete login, whichever second factor it took. */
+export async function startWebSession(req: FastifyRequest, reply: FastifyReply, store: Store, u: UserRecord, method: 'totp' | 'webauthn'): Promise<FastifyReply> {
+  await req.session.regenerate();
+  req.session.set('user', u.name);
+  req.session.set('gen', await credentialGeneration(store, u.name));
+  await store.audit.append(draft('web.login', 'system', { user: u.name, source: req.ip, method }));
+  return reply.code(303).header('location', canView(u) ? '/sessions' : '/requests').send();
 }
 
 /**
@@ -26,8 +37,11 @@ interface LoginDeps extends WebDeps {
  * logged in before ends at its next request (the web's side of "revoking happens in one place").
  */
 export async function credentialGeneration(store: Store, user: string): Promise<string> {
-  const [hash, totp] = await Promise.all([store.users.passwordHash(user), store.totp.get(user)]);
-  return createHash('sha256').update(`${hash ?? ''}\u0000${totp?.createdAt ?? ''}`).digest('hex').slice(0, 32);
+  const [hash, totp, keys] = await Promise.all([store.users.passwordHash(user), store.totp.get(user), store.webauthn.list(user)]);
+  // Registering or removing a WebAuthn credential changes it too (not a counter update). Without
+  // one, the value is the one from before WebAuthn: an upgrade logs nobody out.
+  const creds = keys.length ? `\u0000${keys.map((k) => k.credentialId).sort().join(',')}` : '';
+  return createHash('sha256').update(`${hash ?? ''}\u0000${totp?.createdAt ?? ''}${creds}`).digest('hex').slice(0, 32);
 }
 
 export function canView(u: UserRecord): boolean {
@@ -87,15 +101,15 @@ export async function registerLogin(app: FastifyInstance, deps: LoginDeps): Prom
       if (!u.roles.includes('operator')) await countFailedLogin({ store, clock, config, masterKey: dataDir.masterKey }, { user: u.name, userId: u.id }, source);
       return fail('wrong_password');
     }
+    if (!(body.code ?? '').trim() && deps.webauthnStep) {
+      // (a boolean, not the reply: a reply is a thenable, and awaiting it gives undefined)
+      if (await deps.webauthnStep(req, reply, u)) return reply;
+    }
     const totp = await store.totp.get(u.name);
     if (!totp) return fail('no_totp');
     const second = await checkSecondFactor({ store, clock, config, masterKey: dataDir.masterKey }, { user: u.name, userId: u.id }, totp, body.code ?? '', source);
     if (!second.ok) return fail(second.reason);
-    await req.session.regenerate();
-    req.session.set('user', u.name);
-    req.session.set('gen', await credentialGeneration(store, u.name));
-    await store.audit.append(draft('web.login', 'system', { user: u.name, source }));
-    return reply.code(303).header('location', canView(u) ? '/sessions' : '/requests').send();
+    return startWebSession(req, reply, store, u, 'totp');
   });
 
   // Logging out deletes the server-side row: the old cookie opens nothing afterwards.
@@ -121,6 +135,7 @@ function loginPage(csrfToken: string, error?: string): string {
 <input type="hidden" name="_csrf" value="${csrfToken.replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`)}">
 <label>User <input name="username" autocomplete="username" maxlength="64" required></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<label>Code <input name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" required></label>
+<label>Code <input name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}"></label>
+<p class="note">With a registered security key, leave the code empty.</p>
 <button type="submit">Log in</button></form></main></body></html>`;
 }

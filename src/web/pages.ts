@@ -26,10 +26,10 @@ const STATUSES = ['live', 'ended', 'terminated', 'interrupted'] as const;
 const S = {
   none: { querystring: only() },
   sessions: {
-    querystring: only({ q: text(200), user: text(64), host: text(255), since: DATE, status: oneOf(['', ...STATUSES]), page: digits(6) }),
+    querystring: only({ q: text(200), user: text(64), host: text(255), since: DATE, status: oneOf(['', ...STATUSES]), file: text(4096), page: digits(6) }),
   },
   sessionsExport: {
-    querystring: only({ q: text(200), user: text(64), host: text(255), since: DATE, status: oneOf(['', ...STATUSES]) }),
+    querystring: only({ q: text(200), user: text(64), host: text(255), since: DATE, status: oneOf(['', ...STATUSES]), file: text(4096) }),
   },
   session: {
     params: only({ id: SESSION_ID }, ['id']),
@@ -52,7 +52,7 @@ function queryOf(q: Q): { query: Omit<SessionQuery, 'limit' | 'offset'>; searchT
   return {
     query: {
       text: searching ? searchText : undefined, user: q.user || undefined, host: q.host || undefined, since: sinceOf(q),
-      status: STATUSES.find((x) => x === q.status),
+      status: STATUSES.find((x) => x === q.status), file: q.file || undefined,
     },
     searchText, searching,
   };
@@ -135,6 +135,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         <input name="q" placeholder="text the session printed" value="${q.q ?? ''}">
         <input name="user" placeholder="user" value="${q.user ?? ''}"> <input name="host" placeholder="host" value="${q.host ?? ''}">
         <input name="since" placeholder="since (ISO date)" value="${q.since ?? ''}">
+        <input name="file" placeholder="file path contains" value="${q.file ?? ''}">
         <select name="status">${['', 'live', 'ended', 'terminated', 'interrupted'].map((s) => html`<option value="${s}"${new Html(q.status === s ? ' selected' : '')}>${s || 'any status'}</option>`)}</select>
         <button type="submit">Find</button></form>
       <p class="count">${found.exact ? '' : 'at least '}${total} session(s)${searchText && !searching ? ` (search needs at least ${MIN_SEARCH_CHARS} characters)` : ''}
@@ -171,7 +172,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     }));
     await store.audit.append(draft('sessions.exported', actor(req), {
       format, count: out.length, text: filters.text ?? null, user: filters.user ?? null, host: filters.host ?? null,
-      since: filters.since === undefined ? null : isoTime(filters.since), status: filters.status ?? null,
+      since: filters.since === undefined ? null : isoTime(filters.since), status: filters.status ?? null, file: filters.file ?? null,
     }));
     const name = `gatehouse-sessions-${isoTime(clock.now()).replace(/[:.]/g, '-')}.${format}`;
     reply.header('content-disposition', `attachment; filename="${name}"`).header('cache-control', 'no-store');

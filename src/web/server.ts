@@ -25,6 +25,7 @@ import { registerLive } from './live.js';
 import { canView, credentialGeneration, csrfUserInfo, registerLogin, type PasswordVerifier } from './login.js';
 import { registerPages } from './pages.js';
 import { registerRequests } from './requests.js';
+import { createWebauthn } from './webauthn.js';
 
 export { canView };
 
@@ -187,7 +188,9 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
     req.webUser = { name: u.name, roles: u.roles, admin: u.roles.includes('admin'), csrf: reply.generateCsrf({ userInfo: csrfUserInfo(req) }) };
   };
 
-  await registerLogin(app, { ...deps, authenticate, verifyPassword: deps.verifyPassword ?? verifyPassword });
+  const webauthn = createWebauthn(deps);
+  await registerLogin(app, { ...deps, authenticate, verifyPassword: deps.verifyPassword ?? verifyPassword, webauthnStep: webauthn.step });
+  webauthn.register(app, authenticate);
   // A live view outlives the request that opened it: it asks this again every few seconds.
   const stillSignedIn = async (sid: string, name: string, gen: string | undefined): Promise<boolean> => {
     if ((await store.webSessions.get(sid, deps.clock.now())) === null) return false;

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ghJson, ghOk, tempDir } from '../helpers/cli.js';
 import { freePort } from '../helpers/proc.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
+import { ssh2Login } from '../helpers/ssh2login.js';
+import ssh2 from 'ssh2';
 import { Tmux, shellQuote } from '../helpers/tmux.js';
 import { runSsh, startWorld, type Operator, type SshResult, type World } from '../helpers/world.js';
 
@@ -243,4 +245,17 @@ describe.runIf(haveOpenSsh())('ssh -J (ProxyJump) through gatehouse', () => {
     expect(r.stdout).toBe('started\n');
     expect(r.stderr).toMatch(/gatehouse: access revoked by an administrator/);
   });
+
+  it('a -J channel whose client sends EOF and nothing else (the ProxyJump helper went away) is closed by gatehouse', async () => {
+    const c = await ssh2Login(w.port, alice);
+    try {
+      const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => c.forwardOut('127.0.0.1', 40000, 'target1', 22, (err, s) => (err ? reject(err) : resolve(s))));
+      await new Promise((resolve) => ch.once('data', resolve)); // the inner server's version line
+      const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
+      ch.end(); // EOF, never CLOSE: the inner SSH connection can receive nothing more
+      await closed;
+    } finally {
+      c.end();
+    }
+  }, 30_000);
 });

@@ -87,9 +87,13 @@ describe.runIf(haveOpenSsh())('recording retention and legal hold', () => {
   });
 
   it('an attacker who deletes a recording and marks its row deleted without the audit tombstone is caught', async () => {
-    const r = await w.ssh(alice, [`${w.login}@target1`, 'echo evidence']);
-    expect(r.stdout).toBe('evidence\n');
-    const sid = ghJson<{ id: string }[]>(w.data, ['sessions', 'list', '--user', 'alice'])[0]!.id;
+    // An operator of its own: alice's last TOTP step may still be the current one (a step is
+    // accepted once), and her login grace need not outlive the policy changes above.
+    const dave = w.operator('dave');
+    ghOk(w.data, ['grant', 'add', '--user', 'dave', '--host', 'target1', '--login', w.login]);
+    const r = await w.ssh(dave, [`${w.login}@target1`, 'echo evidence']);
+    expect(r.stdout, r.stderr).toBe('evidence\n');
+    const sid = ghJson<{ id: string }[]>(w.data, ['sessions', 'list', '--user', 'dave'])[0]!.id;
     await expect.poll(() => ghJson<Verify>(w.data, ['verify', sid]).recordings.items.map((i) => i.verdict), { timeout: 15_000 }).toEqual(['intact']);
     const item = ghJson<Verify>(w.data, ['verify', sid]).recordings.items[0]!;
     fs.unlinkSync(path.join(w.data, 'recordings', item.file));

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { VERSION } from '../../app.js';
+import { VERSION } from '../../shared/version.js';
 import { draft } from '../../audit/events.js';
 import { witnessPath } from '../../audit/witness.js';
 import { dataPaths } from '../../datadir/datadir.js';

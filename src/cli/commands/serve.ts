@@ -1,4 +1,3 @@
-import { serve } from '../../main.js';
 import { str, type Command } from '../command.js';
 
 export const commands: Command[] = [
@@ -9,6 +8,9 @@ export const commands: Command[] = [
     options: { 'ssh-listen': { type: 'string' }, 'web-listen': { type: 'string' }, 'bench-no-recording': { type: 'boolean' } },
     positionals: { min: 0, max: 0 },
     async handler(ctx, values) {
+      // The server (Fastify, the relay, the web UI) is loaded only to serve: every other command
+      // starts without it, and the tests run hundreds of them.
+      const { serve } = await import('../../main.js');
       await serve({
         config: str(values, 'config'), data: str(values, 'data'), sshListen: str(values, 'ssh-listen'), webListen: str(values, 'web-listen'),
         benchNoRecording: values['bench-no-recording'] === true,

@@ -39,7 +39,7 @@ export const commands: Command[] = [
       const rows = await store.sessions.list({
         live: values.live === true, user: str(values, 'user'), host: str(values, 'host'),
         since: since === undefined ? undefined : parseIsoTime(since, '--since'),
-        ...(file !== undefined ? { ids: await store.files.sessionsWithPath(file) } : {}),
+        ...(file !== undefined ? { file } : {}),
       });
       return {
         json: rows.map(sessionJson),

@@ -9,7 +9,7 @@ const toRecord = (r: Row): FileRecord => ({
   sessionId: r.session_id, channel: r.channel, protocol: r.protocol, direction: r.direction, path: r.path, size: r.size, sha256: r.sha256, at: r.at,
 });
 
-/** Longest path substring `sessions list --file` searches for. */
+/** Longest path substring `sessions list --file` and the web list's file filter search for. */
 export const MAX_FILE_FILTER = 4096;
 
 export function filesTable(ctx: Ctx): Store['files'] {
@@ -21,11 +21,6 @@ export function filesTable(ctx: Ctx): Store['files'] {
     },
     async list(sessionId) {
       return db.prepare<[string], Row>('SELECT * FROM transferred_files WHERE session_id = ? ORDER BY id').all(sessionId).map(toRecord);
-    },
-    async sessionsWithPath(text) {
-      // instr: a literal substring, never a LIKE pattern the operator's path could smuggle in.
-      return db.prepare<[string], { session_id: string }>('SELECT DISTINCT session_id FROM transferred_files WHERE instr(path, ?) > 0')
-        .all(text.slice(0, MAX_FILE_FILTER)).map((r) => r.session_id);
     },
   };
 }

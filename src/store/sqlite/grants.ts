@@ -4,6 +4,7 @@ import { notFound } from '../../shared/errors.js';
 import type { GrantRecord, NewGrant, Store } from '../types.js';
 import type { Ctx, DB } from './db.js';
 import { groupId, hostId, userId } from './lookup.js';
+import { revokeRequestOfGrant } from './requests.js';
 
 interface GrantRow {
   id: number;
@@ -91,10 +92,10 @@ export function grantsTable(ctx: Ctx): Store['grants'] {
       return db.prepare<[], GrantRow>(`${SELECT} ORDER BY g.id`).all().map(toRecord);
     },
     async remove(id, meta) {
-      ctx.change(() => {
+      ctx.change((now) => {
         const ev = deleteGrant(db, id, meta.actor);
         if (!ev) throw notFound(`no grant #${id}`, 'list grants with: gatehouse grant list');
-        return { result: undefined, events: [ev] };
+        return { result: undefined, events: [ev, ...revokeRequestOfGrant(db, id, meta.actor, now)] };
       });
     },
   };

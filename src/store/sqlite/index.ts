@@ -17,6 +17,7 @@ import { searchTable, webSessionsTable } from './search.js';
 import { sessionsTable, type SearchTuning } from './sessions.js';
 import { totpTable } from './totp.js';
 import { usersTable } from './users.js';
+import { webauthnTable } from './webauthn.js';
 
 /** The embedded backend: one SQLite file in WAL mode, shared by the server and the CLI processes. */
 export function createSqliteStore(file: string, clock: Clock, opts: { search?: SearchTuning } = {}): Store {
@@ -39,6 +40,7 @@ export function createSqliteStore(file: string, clock: Clock, opts: { search?: S
     search: searchTable(ctx),
     files: filesTable(ctx),
     webSessions: webSessionsTable(ctx),
+    webauthn: webauthnTable(ctx),
     audit: auditTable(ctx),
     meta: metaTable(ctx),
     async batch(fn) {

@@ -356,4 +356,19 @@ ${bumpPolicyVersion('user_roles')}\
   CREATE UNIQUE INDEX access_requests_one_pending ON access_requests(user_name, login, target_kind, target_name) WHERE state = 'pending';
   CREATE INDEX access_requests_state ON access_requests(state, id);
   `,
+  // WebAuthn credentials for the web login (web/webauthn.ts): the credential id as the browser
+  // gives it (base64url), the COSE public key, and the last signature counter accepted.
+  `
+  CREATE TABLE webauthn_credentials (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    credential_id TEXT NOT NULL UNIQUE,
+    public_key    BLOB NOT NULL,
+    counter       INTEGER NOT NULL DEFAULT 0,
+    transports    TEXT NOT NULL DEFAULT '[]',
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER
+  ) STRICT;
+  CREATE INDEX webauthn_credentials_user ON webauthn_credentials(user_id);
+  `,
 ];

@@ -2,7 +2,7 @@ import { REQUEST_RIGHTS, step, type AccessRequestRecord, type Approval, type Req
 import { draft, type AuditDraft } from '../../audit/events.js';
 import { GatehouseError, notFound } from '../../shared/errors.js';
 import type { Store } from '../types.js';
-import type { Ctx } from './db.js';
+import type { Ctx, DB } from './db.js';
 import { isUniqueViolation } from './db.js';
 import { deleteGrant, insertGrant } from './grants.js';
 
@@ -35,6 +35,20 @@ function toRecord(r: Row): AccessRequestRecord {
 }
 
 const denied = (message: string, hint?: string) => new GatehouseError('GH_DENIED', message, hint === undefined ? {} : { hint });
+
+/**
+ * Inside the transaction that removes a grant: the approved request that made it (if any) is
+ * revoked with it, so `request list` never shows an approval whose grant an admin removed.
+ */
+export function revokeRequestOfGrant(db: DB, grantId: number, actor: string, now: number): AuditDraft[] {
+  const row = db.prepare<[number], Row>("SELECT * FROM access_requests WHERE grant_id = ? AND state = 'approved'").get(grantId);
+  if (!row) return [];
+  const s = step(toRecord(row), { kind: 'revoke', by: actor, reason: `grant #${grantId} removed` }, now, { approvals: 1 });
+  if (!s.ok) return [];
+  db.prepare('UPDATE access_requests SET state = ?, decided_at = ?, decided_by = ?, decision_reason = ? WHERE id = ?')
+    .run(s.record.state, s.record.decidedAt, s.record.decidedBy, s.record.decisionReason, s.record.id);
+  return [s.event];
+}
 
 export function requestsTable(ctx: Ctx): Store['requests'] {
   const { db } = ctx;

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { invalid } from '../../shared/errors.js';
 import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionQuery, type SessionRecord, type Store } from '../types.js';
 import type { Ctx } from './db.js';
+import { MAX_FILE_FILTER } from './files.js';
 import { ftsPhrase, TEXT_KEY_SHIFT } from './search.js';
 
 interface SessionRow {
@@ -44,6 +45,11 @@ function sessionWhere(f: Conditions): { where: string; args: (string | number)[]
     args.push(...f.ids);
   }
   if (f.status !== undefined) { where.push('status = ?'); args.push(f.status); }
+  if (f.file !== undefined) {
+    // instr: a literal substring, never a LIKE pattern a path could smuggle in.
+    where.push('id IN (SELECT session_id FROM transferred_files WHERE instr(path, ?) > 0)');
+    args.push(f.file.slice(0, MAX_FILE_FILTER));
+  }
   if (f.text !== undefined) {
     // The distinct sessions whose text matches, read from the chunks' rowids (no stored text is
     // loaded), meet the other filters through sessions_text_key.
@@ -58,7 +64,7 @@ const NEWEST_FIRST = 'ORDER BY started_at DESC, rowid DESC';
 
 /** The statements of sessions.query (exported so a test can check their plans). */
 export function querySql(q: Omit<SessionQuery, 'limit' | 'offset'>, order = NEWEST_FIRST): { page: string; count: string; args: (string | number)[] } {
-  const { where, args } = sessionWhere({ text: q.text, user: q.user, host: q.host, since: q.since, until: q.until, status: q.status });
+  const { where, args } = sessionWhere({ text: q.text, user: q.user, host: q.host, since: q.since, until: q.until, status: q.status, file: q.file });
   return { page: `SELECT * FROM sessions ${where} ${order} LIMIT ? OFFSET ?`, count: `SELECT count(*) AS n FROM sessions ${where}`, args };
 }
 

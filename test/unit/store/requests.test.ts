@@ -54,6 +54,22 @@ describe('access requests in the store', () => {
     expect((await store.audit.verify()).ok).toBe(true);
   });
 
+  it('an admin removing the grant a request made revokes the request with it, in the same change', async () => {
+    const { store } = await world();
+    const { request } = await store.requests.create(req(), { maxOpen: 3 });
+    const approved = await store.requests.decide(request.id, { kind: 'approve', by: 'carol', reason: 'go' }, { approvals: 1 });
+    await store.grants.remove(approved.grantId!, { actor: 'cli:root' });
+    expect(await store.requests.get(request.id)).toMatchObject({ state: 'revoked', decidedBy: 'cli:root', decisionReason: `grant #${approved.grantId} removed` });
+    const last = (await store.audit.list({})).slice(-2).map((e) => [e.type, e.actor]);
+    expect(last).toEqual([['admin.grant.remove', 'cli:root'], ['request.revoked', 'cli:root']]);
+    // Nothing left to revoke; a plain grant's removal touches no request.
+    await expect(store.requests.decide(request.id, { kind: 'revoke', by: 'carol', reason: 'again' }, { approvals: 1 })).rejects.toThrow(/revoked/);
+    const plain = await store.grants.add({ who: { kind: 'user', name: 'bob' }, where: { kind: 'host', name: 'web1' }, logins: ['root'], rights: ['shell'], until: null, reason: '' }, admin);
+    await store.grants.remove(plain.id, admin);
+    expect((await store.audit.list({ type: 'request.revoked' })).length).toBe(1);
+    expect((await store.audit.verify()).ok).toBe(true);
+  });
+
   it('a refusal changes nothing; a request past its time is expired (audited) instead of approved', async () => {
     const { store, clock } = await world();
     const { request } = await store.requests.create(req(), { maxOpen: 3 });

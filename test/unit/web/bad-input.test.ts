@@ -20,6 +20,7 @@ const ROUTES = [
   'GET /sessions/:id/:file', 'GET /live/:id/:channel', 'POST /sessions/:id/kill', 'GET /audit', 'GET /users', 'POST /users/:name/:action',
   'GET /hosts', 'GET /grants', 'POST /grants/:id/remove', 'GET /static/*', 'GET /vendor/*',
   'GET /requests', 'GET /requests/:id', 'POST /requests/:id/approve', 'POST /requests/:id/deny', 'POST /requests/:id/revoke',
+  'GET /webauthn', 'POST /webauthn/register', 'POST /webauthn/:id/remove', 'POST /login/webauthn',
 ];
 
 interface Case {
@@ -42,7 +43,7 @@ const tableFor = (): Case[] => {
     ['GET /sessions', '/sessions', 'q'], ['GET /sessions.csv', '/sessions.csv', 'q'], ['GET /sessions.json', '/sessions.json', 'user'], ['GET /sessions/:id', '/sessions/sess-1', 'channel'], ['GET /sessions/:id/:file', '/sessions/sess-1/manifest.json', 'x'],
     ['GET /live/:id/:channel', '/live/sess-1/0', 'x'], ['GET /audit', '/audit', 'type'], ['GET /users', '/users', 'x'], ['GET /hosts', '/hosts', 'x'],
     ['GET /grants', '/grants', 'x'], ['GET /static/*', '/static/app.css', 'v'], ['GET /vendor/*', '/vendor/asciinema-player.css', 'v'],
-    ['GET /requests', '/requests', 'x'], ['GET /requests/:id', '/requests/1', 'x'],
+    ['GET /requests', '/requests', 'x'], ['GET /requests/:id', '/requests/1', 'x'], ['GET /webauthn', '/webauthn', 'x'],
   ];
   for (const [route, url, p] of gets) {
     c.push({ route, what: 'repeated parameter', url: `${url}?${p}=0&${p}=1`, status: 400 });
@@ -50,7 +51,7 @@ const tableFor = (): Case[] => {
     c.push({ route, what: 'control characters', url: `${url}?${p}=${ESC}`, status: 400 });
     c.push({ route, what: 'NUL in the parameter name', url: `${url}?a%00b=1`, status: 400 });
   }
-  const noParams = ['/healthz', '/metrics', '/', '/users', '/hosts', '/grants', '/sessions/sess-1/manifest.json', '/requests'];
+  const noParams = ['/healthz', '/metrics', '/', '/users', '/hosts', '/grants', '/sessions/sess-1/manifest.json', '/requests', '/webauthn'];
   for (const url of noParams) c.push({ route: `GET ${url === '/sessions/sess-1/manifest.json' ? '/sessions/:id/:file' : url}`, what: 'unknown parameter', url: `${url}?x=1`, status: 400 });
   c.push(
     { route: 'GET /requests/:id', what: 'unknown id', url: '/requests/999', status: 404 },
@@ -97,6 +98,7 @@ const tableFor = (): Case[] => {
     ['POST /login', '/login'], ['POST /logout', '/logout'], ['POST /sessions/:id/kill', '/sessions/nope/kill'],
     ['POST /users/:name/:action', '/users/op/disable'], ['POST /grants/:id/remove', '/grants/1/remove'],
     ['POST /requests/:id/approve', '/requests/1/approve'], ['POST /requests/:id/deny', '/requests/1/deny'], ['POST /requests/:id/revoke', '/requests/1/revoke'],
+    ['POST /webauthn/register', '/webauthn/register'], ['POST /webauthn/:id/remove', '/webauthn/1/remove'], ['POST /login/webauthn', '/login/webauthn'],
   ];
   for (const [route, url] of posts) {
     c.push({ route, what: 'no CSRF token', method: 'POST', url, form: {}, noToken: true, status: 403 });
@@ -125,12 +127,18 @@ const tableFor = (): Case[] => {
     { route: 'POST /requests/:id/approve', what: 'repeated code', method: 'POST', url: '/requests/1/approve', form: { code: ['1', '2'] }, status: 400 },
     { route: 'POST /requests/:id/deny', what: 'id not a number', method: 'POST', url: '/requests/x/deny', form: {}, status: 400 },
     { route: 'POST /requests/:id/revoke', what: 'not an approver', method: 'POST', url: '/requests/1/revoke', form: {}, status: 403 },
+    { route: 'POST /webauthn/register', what: 'response over 32 KB', method: 'POST', url: '/webauthn/register', form: { response: 'r'.repeat(40_000) }, status: 400 },
+    { route: 'POST /webauthn/register', what: 'attempt with a slash', method: 'POST', url: '/webauthn/register', form: { attempt: '../x' }, status: 400 },
+    { route: 'POST /webauthn/:id/remove', what: 'unknown key', method: 'POST', url: '/webauthn/999/remove', form: {}, status: 404 },
+    { route: 'POST /webauthn/:id/remove', what: 'id not a number', method: 'POST', url: '/webauthn/abc/remove', form: {}, status: 400 },
+    { route: 'POST /login/webauthn', what: 'repeated attempt', method: 'POST', url: '/login/webauthn', form: { attempt: ['a', 'b'], response: '{}' }, status: 400 },
+    { route: 'POST /login/webauthn', what: 'response over 32 KB', method: 'POST', url: '/login/webauthn', form: { attempt: 'a', response: 'r'.repeat(40_000) }, status: 400 },
   );
   return c;
 };
 
 const TABLE = tableFor();
-const STORED = ['users', 'hosts', 'grants', 'sessions', 'session_channels', 'recordings', 'audit_log', 'web_sessions', 'totp', 'lockouts'];
+const STORED = ['users', 'hosts', 'grants', 'sessions', 'session_channels', 'recordings', 'audit_log', 'web_sessions', 'totp', 'lockouts', 'webauthn_credentials'];
 
 /** "GET /sessions/:id" for each route, read from Fastify's route tree (HEAD twins left out). */
 function registeredRoutes(): string[] {

@@ -98,4 +98,23 @@ describe('GET /sessions search', () => {
     ]);
     expect(evs[0]!.actor).toBe('web:aud');
   });
+
+  it('the file filter (a literal path substring) meets text and the other filters, and pages and exports like them', async () => {
+    const file = (sessionId: string, path: string) => f.store.files.add({ sessionId, channel: 0, protocol: 'sftp', direction: 'download', path, size: 10, sha256: 'ab'.repeat(32) });
+    await file('srch-00007', '/etc/passwd');
+    await file('srch-00008', '/home/op/etc%passwd_');
+    await file('srch-01210', '/etc/passwd.bak');
+    const ids = async (url: string) => idsOn((await get(f, jar, url)).body);
+    expect(await ids('/sessions?file=%2Fetc%2Fpasswd')).toEqual(['srch-01210', 'srch-00007']);
+    // Literal: % and _ are no patterns.
+    expect(await ids('/sessions?file=%25passwd_')).toEqual(['srch-00008']);
+    expect(await ids('/sessions?file=%2Fetc%2Fpasswd&q=segfault')).toEqual(['srch-00007']);
+    expect(await ids('/sessions?file=%2Fetc%2Fpasswd&user=op')).toEqual(['srch-00007']);
+    const page = await get(f, jar, '/sessions?file=%2Fetc%2Fpasswd');
+    expect(page.body).toContain('<p class="count">2 session(s)');
+    expect(page.body).toContain('href="/sessions.csv?file=%2Fetc%2Fpasswd"');
+    const rows = JSON.parse((await get(f, jar, '/sessions.json?file=%2Fetc%2Fpasswd')).body) as { id: string }[];
+    expect(rows.map((r) => r.id)).toEqual(['srch-01210', 'srch-00007']);
+    expect((await f.store.audit.list({ type: 'sessions.exported' })).at(-1)!.data).toMatchObject({ file: '/etc/passwd', count: 2 });
+  });
 });
