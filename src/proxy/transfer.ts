@@ -66,14 +66,26 @@ function isPath(word: string): boolean {
 }
 
 function isScp(argv: string[]): boolean {
-  if (!SCP_PROGRAMS.has(argv[0]!)) return false;
+  return scpMode(argv) !== null;
+}
+
+/**
+ * An scp server command's mode, read at its one position (after scp's own flags): `t` receives
+ * (an upload), `f` sends (a download); null when argv is not an scp server command. Whatever
+ * follows the mode is the path, even `-f` after `--`: `scp -t -- -f` is an upload into a file named
+ * "-f", never a download. Admission (readsOnly) and the file audit (scpCommand) both read this.
+ */
+export function scpMode(argv: string[]): { mode: 't' | 'f'; flags: string[]; path: string } | null {
+  if (!SCP_PROGRAMS.has(argv[0]!)) return null;
   let i = 1;
   while (i < argv.length && SCP_FLAGS.has(argv[i]!)) i++;
-  if (argv[i] !== '-t' && argv[i] !== '-f') return false;
+  const flag = argv[i];
+  if (flag !== '-t' && flag !== '-f') return null;
+  const flags = argv.slice(1, i);
   i++;
   // OpenSSH puts `--` before a path that starts with a dash.
-  if (argv[i] === '--') return argv.length === i + 2;
-  return argv.length === i + 1 && isPath(argv[i]!);
+  if (argv[i] === '--') return argv.length === i + 2 ? { mode: flag === '-t' ? 't' : 'f', flags, path: argv[i + 1]! } : null;
+  return argv.length === i + 1 && isPath(argv[i]!) ? { mode: flag === '-t' ? 't' : 'f', flags, path: argv[i]! } : null;
 }
 
 function isRsyncServer(argv: string[]): boolean {
@@ -109,7 +121,8 @@ export function readsOnly(kind: 'shell' | 'exec' | 'subsystem', command: string 
   const argv = command === null ? null : plainArgv(command);
   if (argv === null) return false;
   if (isSftpServer(argv)) return true;
-  if (isScp(argv)) return argv.includes('-f');
+  const scp = scpMode(argv);
+  if (scp) return scp.mode === 'f';
   if (isRsyncServer(argv)) return argv.includes('--sender') && !argv.includes('--remove-source-files');
   return false;
 }

@@ -19,7 +19,8 @@ interface LoginDeps extends WebDeps {
   verifyPassword: PasswordVerifier;
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
   /** The security-key step (web/webauthn.ts) for a right password and an empty code; false: the user has no key. */
-  webauthnStep?: (req: FastifyRequest, reply: FastifyReply, u: UserRecord) => Promise<boolean>;
+  /** The security-key step; `passwordOk` false gives the same page, whose assertion then fails. */
+  webauthnStep?: (req: FastifyRequest, reply: FastifyReply, u: UserRecord, passwordOk: boolean) => Promise<boolean>;
 }
 
 /** The web session after a complete login, whichever second factor it took. */
@@ -99,11 +100,18 @@ export async function registerLogin(app: FastifyInstance, deps: LoginDeps): Prom
       // lock an admin who is also an operator out of the bastion. Those are held back by the rate
       // limit, and their wrong TOTP codes (after a right password) count like any other.
       if (!u.roles.includes('operator')) await countFailedLogin({ store, clock, config, masterKey: dataDir.masterKey }, { user: u.name, userId: u.id }, source);
+      // A user with a security key who left the code empty gets the key's page whatever the
+      // password was: which page comes back must not tell a right password from a wrong one.
+      if (!(body.code ?? '').trim() && deps.webauthnStep) {
+        await store.audit.append(draft('web.login_failed', 'system', { user: username, source, reason: 'wrong_password' }));
+        if (await deps.webauthnStep(req, reply, u, false)) return reply;
+        return reply.code(303).header('location', '/login?error=1').send();
+      }
       return fail('wrong_password');
     }
     if (!(body.code ?? '').trim() && deps.webauthnStep) {
       // (a boolean, not the reply: a reply is a thenable, and awaiting it gives undefined)
-      if (await deps.webauthnStep(req, reply, u)) return reply;
+      if (await deps.webauthnStep(req, reply, u, true)) return reply;
     }
     const totp = await store.totp.get(u.name);
     if (!totp) return fail('no_totp');

@@ -36,6 +36,11 @@ interface Pending {
   source: string;
   /** credentialGeneration() when issued: a password change in between ends the attempt. */
   gen: string;
+  /**
+   * Whether the password before this step was right. A wrong one gets a challenge page too (already
+   * audited and counted at POST /login), so the page never tells a right password from a wrong one.
+   */
+  passwordOk?: boolean;
   expiresAt: number;
   used: boolean;
 }
@@ -112,7 +117,7 @@ export function createWebauthn(deps: WebDeps) {
    * The login's second step, when the code was left empty and the user has a key: the challenge
    * page. Returns false when the user has no key (the TOTP path then refuses the empty code).
    */
-  async function step(req: FastifyRequest, reply: FastifyReply, u: UserRecord): Promise<boolean> {
+  async function step(req: FastifyRequest, reply: FastifyReply, u: UserRecord, passwordOk: boolean): Promise<boolean> {
     const creds = await store.webauthn.list(u.name);
     const rp = relyingParty(req, config.web.origin, tls);
     if (creds.length === 0 || !rp) return false;
@@ -120,7 +125,7 @@ export function createWebauthn(deps: WebDeps) {
       rpID: rp.rpID, userVerification: 'preferred', timeout: CHALLENGE_TTL_MS,
       allowCredentials: creds.map((c) => ({ id: c.credentialId, transports: c.transports as AuthenticatorTransportFuture[] })),
     });
-    const attempt = challenges.issue({ purpose: 'login', user: u.name, userId: u.id, challenge: options.challenge, source: req.ip, gen: await credentialGeneration(store, u.name) });
+    const attempt = challenges.issue({ purpose: 'login', user: u.name, userId: u.id, challenge: options.challenge, source: req.ip, gen: await credentialGeneration(store, u.name), passwordOk });
     const token = reply.generateCsrf({ userInfo: csrfUserInfo(req) });
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(assertionPage(token, attempt, JSON.stringify(options)));
     return true;
@@ -221,6 +226,8 @@ export function createWebauthn(deps: WebDeps) {
       if (t.status === 'used') return fail('webauthn_challenge_reused');
       if (t.status === 'expired') return fail('webauthn_challenge_expired');
       const p = t.p;
+      // Audited and counted when the password was typed (POST /login); the key cannot make up for it.
+      if (p.passwordOk !== true) return fail('wrong_password', false);
       if (p.source !== source) return fail('webauthn_other_source');
       const u = await store.users.get(p.user);
       if (!u || u.id !== p.userId) return fail('unknown_user', false);

@@ -10,6 +10,15 @@ import { createHash, type Hash } from 'node:crypto';
 export const MAX_HELD_BYTES = 4 * 1024 * 1024;
 const MAX_HELD_PIECES = 256;
 
+/**
+ * Bytes held out of order by every file of one channel together: 1,024 handles of 4 MiB each would
+ * let one operator make the bastion hold gigabytes. Past it, the piece's file is `partial`.
+ */
+export class HeldBudget {
+  used = 0;
+  constructor(readonly max = 32 * 1024 * 1024) {}
+}
+
 export class ContentHash {
   private readonly hash: Hash = createHash('sha256');
   private end = 0;
@@ -19,7 +28,7 @@ export class ContentHash {
   /** Every byte that passed, contiguous or not. */
   bytes = 0;
 
-  constructor(private readonly maxHeld = MAX_HELD_BYTES) {}
+  constructor(private readonly maxHeld = MAX_HELD_BYTES, private readonly budget = new HeldBudget()) {}
 
   /** A piece of the content at `offset`. */
   add(offset: number, data: Buffer): void {
@@ -31,12 +40,14 @@ export class ContentHash {
       this.drain();
     } else if (offset < this.end) {
       this.fail('overlapping pieces');
-    } else if (this.held.has(offset) || this.held.size >= MAX_HELD_PIECES || this.heldBytes + data.length > this.maxHeld) {
+    } else if (this.held.has(offset) || this.held.size >= MAX_HELD_PIECES || this.heldBytes + data.length > this.maxHeld
+      || this.budget.used + data.length > this.budget.max) {
       this.fail('too far out of order');
     } else {
       // Copied: the relay's chunk is not ours to keep.
       this.held.set(offset, Buffer.from(data));
       this.heldBytes += data.length;
+      this.budget.used += data.length;
     }
   }
 
@@ -44,6 +55,7 @@ export class ContentHash {
     for (let next = this.held.get(this.end); next; next = this.held.get(this.end)) {
       this.held.delete(this.end);
       this.heldBytes -= next.length;
+      this.budget.used -= next.length;
       this.hash.update(next);
       this.end += next.length;
     }
@@ -54,6 +66,12 @@ export class ContentHash {
   fail(why: string): void {
     if (this.broken) return;
     this.broken = why;
+    this.release();
+  }
+
+  /** Give the held pieces back to the channel's budget. */
+  private release(): void {
+    this.budget.used -= this.heldBytes;
     this.held.clear();
     this.heldBytes = 0;
   }
@@ -69,7 +87,9 @@ export class ContentHash {
 
   /** The hex SHA-256 of bytes 0..contiguous, or null when the pieces do not add up. Call once. */
   finish(): string | null {
-    if (this.partialReason !== null) return null;
+    const why = this.partialReason;
+    this.release();
+    if (why !== null) return null;
     return this.hash.digest('hex');
   }
 }

@@ -24,6 +24,11 @@ export interface FileAuditDeps {
   log: Logger;
 }
 
+/** File events waiting for the store, per channel, before the channel is ended. */
+const MAX_WAITING_WRITES = 10_000;
+/** Requests gatehouse refuses under sftp-read, per channel, before the channel is ended. */
+const MAX_REFUSED = 1_000;
+
 export function fileAudit(deps: FileAuditDeps, info: ChannelInfo, ctl: ChannelControl): ChannelObserver[] {
   if (info.action !== 'sftp' && info.action !== 'sftp-read') return [];
   const sftp = info.kind === 'subsystem' || isSftpServerCommand(info.command);
@@ -32,11 +37,17 @@ export function fileAudit(deps: FileAuditDeps, info: ChannelInfo, ctl: ChannelCo
 
   const base = { session: info.sessionId, channel: info.channel, user: info.user, host: info.host };
   let chain: Promise<unknown> = Promise.resolve();
-  // Events are written in the order they happened, each tracked so the session waits for them.
-  const write = (fn: () => Promise<unknown>) => {
-    chain = chain.then(fn).catch((err: unknown) => deps.log.error({ err, session: info.sessionId }, 'file audit write failed'));
+  let waiting = 0;
+  // Events are written in the order they happened, each tracked so the session waits for them. A
+  // client can make events faster than the store writes them (tiny requests, never reading its
+  // replies): past MAX_WAITING_WRITES the channel ends instead of memory growing.
+  const write = (fn: () => Promise<unknown>, force = false) => {
+    if (!force && waiting >= MAX_WAITING_WRITES) return malformed(sftpOrScp, new WireError(`more than ${MAX_WAITING_WRITES} file events waiting to be written`));
+    waiting++;
+    chain = chain.then(fn).catch((err: unknown) => deps.log.error({ err, session: info.sessionId }, 'file audit write failed')).finally(() => { waiting--; });
     ctl.track(chain);
   };
+  const sftpOrScp = sftp ? 'sftp' : 'scp';
   const audit = (ev: AuditDraft) => write(() => deps.store.audit.append(ev));
   let dead = false;
   const malformed = (protocol: string, err: unknown) => {
@@ -44,7 +55,7 @@ export function fileAudit(deps: FileAuditDeps, info: ChannelInfo, ctl: ChannelCo
     dead = true;
     const error = err instanceof WireError ? err.message : 'internal error';
     if (!(err instanceof WireError)) deps.log.error({ err, session: info.sessionId }, 'file audit failed');
-    audit(draft('transfer.malformed', 'system', { session: info.sessionId, channel: info.channel, user: info.user, protocol, error }));
+    write(() => deps.store.audit.append(draft('transfer.malformed', 'system', { session: info.sessionId, channel: info.channel, user: info.user, protocol, error })), true);
     ctl.abort(`gatehouse: the ${protocol} stream was ended: ${error}`);
   };
 
@@ -60,6 +71,7 @@ export function fileAudit(deps: FileAuditDeps, info: ChannelInfo, ctl: ChannelCo
     }];
   }
 
+  let refused = 0;
   const tracker = new SftpTracker((ev) => sftpEvent(ev), info.action === 'sftp-read');
   function sftpEvent(ev: SftpEvent): void {
     switch (ev.type) {
@@ -73,7 +85,11 @@ export function fileAudit(deps: FileAuditDeps, info: ChannelInfo, ctl: ChannelCo
       }
       case 'rename': return audit(draft('sftp.rename', 'system', { ...base, path: ev.path, to: ev.to, ok: ev.ok, ...(ev.error ? { error: ev.error } : {}) }));
       case 'symlink': return audit(draft('sftp.symlink', 'system', { ...base, path: ev.path, target: ev.target, ok: ev.ok, ...(ev.error ? { error: ev.error } : {}) }));
-      case 'denied': return audit(draft('sftp.denied', 'system', { ...base, path: ev.path, op: ev.op }));
+      case 'denied':
+        // Each refusal is audited and answered by gatehouse; a client that only sends refused
+        // requests would grow the log and the reply queue without end.
+        if (++refused > MAX_REFUSED) return malformed('sftp', new WireError(`more than ${MAX_REFUSED} refused requests`));
+        return audit(draft('sftp.denied', 'system', { ...base, path: ev.path, op: ev.op }));
       default: return audit(draft(`sftp.${ev.type}`, 'system', { ...base, path: ev.path, ok: ev.ok, ...(ev.error ? { error: ev.error } : {}) }));
     }
   }

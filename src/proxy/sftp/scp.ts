@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import path from 'node:path/posix';
-import { plainArgv } from '../transfer.js';
+import { plainArgv, scpMode } from '../transfer.js';
 import { MAX_PATH, WireError } from './wire.js';
 
 /**
@@ -37,11 +37,10 @@ export interface ScpCommand {
 /** What `scp -t|-f … PATH` asks for, or null when the command is not scp. */
 export function scpCommand(command: string | null): ScpCommand | null {
   const argv = command === null ? null : plainArgv(command);
-  if (!argv || !/^(\/usr\/bin\/)?scp$/.test(argv[0]!)) return null;
-  const t = argv.includes('-t');
-  const f = argv.includes('-f');
-  if (t === f) return null;
-  return { direction: t ? 'upload' : 'download', target: argv[argv.length - 1]!, intoDir: argv.includes('-r') || argv.includes('-d') };
+  // The same reading as admission's (transfer.ts): the mode at its position, never a path named -f.
+  const scp = argv === null ? null : scpMode(argv);
+  if (!scp) return null;
+  return { direction: scp.mode === 't' ? 'upload' : 'download', target: scp.path, intoDir: scp.flags.includes('-r') || scp.flags.includes('-d') };
 }
 
 export class ScpParser {

@@ -1,5 +1,5 @@
 import path from 'node:path/posix';
-import { ContentHash } from './content.js';
+import { ContentHash, HeldBudget, MAX_HELD_BYTES } from './content.js';
 import { Reader, SSH_FX, SSH_FXF, SSH_FXP, statusPacket, WireError } from './wire.js';
 
 /**
@@ -78,6 +78,8 @@ export function flagNames(pflags: number): string[] {
 export class SftpTracker {
   private readonly pending = new Map<number, Req>();
   private readonly handles = new Map<string, FileState | 'dir'>();
+  /** Out-of-order bytes held by all of this channel's files together. */
+  private readonly held = new HeldBudget();
   private readonly realpaths = new Map<string, string>();
   private cwd: string | null = null;
 
@@ -100,6 +102,7 @@ export class SftpTracker {
         const pflags = r.u32();
         r.attrs();
         if (this.readOnly && (pflags & ~SSH_FXF.READ) !== 0) return deny('open', p);
+        if ((pflags & ~SSH_FXF.READ) !== 0) this.taint(p, 'written through another handle');
         req = { op: 'open', path: p, pflags };
         break;
       }
@@ -128,6 +131,8 @@ export class SftpTracker {
         const kind = type === SSH_FXP.REMOVE ? 'remove' : type === SSH_FXP.MKDIR ? 'mkdir' : type === SSH_FXP.RMDIR ? 'rmdir' : 'setstat';
         const p = this.resolve(r.path());
         if (this.readOnly) return deny(kind, p);
+        // A size set by path (truncate) changes content an open handle's hash cannot see.
+        if (kind === 'setstat' && r.attrs().size !== null) this.taint(p, 'truncated by path');
         req = { op: 'path', kind, path: p };
         break;
       }
@@ -167,9 +172,15 @@ export class SftpTracker {
         if (name === 'posix-rename@openssh.com') {
           req = { op: 'rename', path: this.resolve(r.path()), to: this.resolve(r.path()) };
         } else if (name === 'lsetstat@openssh.com') {
-          req = { op: 'path', kind: 'setstat', path: this.resolve(r.path()) };
+          const p = this.resolve(r.path());
+          if (!this.readOnly && r.attrs().size !== null) this.taint(p, 'truncated by path');
+          req = { op: 'path', kind: 'setstat', path: p };
         } else {
           req = { op: 'other' };
+          // copy-data@openssh.com and any extension we do not know may write into an open file.
+          if (!this.readOnly && !READ_ONLY_EXTENSIONS.has(name) && name !== 'posix-rename@openssh.com' && name !== 'hardlink@openssh.com') {
+            this.taint(null, `changed by ${name.replace(/[^\x20-\x7e]/g, '?').slice(0, 64)}`);
+          }
         }
         if (this.readOnly && !READ_ONLY_EXTENSIONS.has(name)) {
           if (req.op === 'rename') return deny('rename', req.path);
@@ -206,7 +217,7 @@ export class SftpTracker {
         if (req.op !== 'open' && req.op !== 'opendir') return;
         if (this.handles.size >= MAX_HANDLES) throw new WireError(`more than ${MAX_HANDLES} open handles`);
         if (req.op === 'opendir') { this.handles.set(h, 'dir'); return; }
-        this.handles.set(h, { path: req.path, pflags: req.pflags, read: new ContentHash(), write: new ContentHash(), eofAt: null, pendingWrites: 0, partial: null, sizeSet: null });
+        this.handles.set(h, { path: req.path, pflags: req.pflags, read: new ContentHash(MAX_HELD_BYTES, this.held), write: new ContentHash(MAX_HELD_BYTES, this.held), eofAt: null, pendingWrites: 0, partial: null, sizeSet: null });
         this.emit({ type: 'open', path: req.path, flags: flagNames(req.pflags) });
         return;
       }
@@ -292,14 +303,22 @@ export class SftpTracker {
     });
   }
 
+  /**
+   * Files open for writing (on `path`, or all of them) whose content something other than their
+   * own WRITEs may have changed: their hash would not be the file's, so it is `partial`.
+   */
+  private taint(path: string | null, why: string): void {
+    for (const f of this.handles.values()) {
+      if (f === 'dir' || (f.pflags & ~SSH_FXF.READ) === 0) continue;
+      if (path === null || f.path === path) f.partial ??= why;
+    }
+  }
+
   private track(id: number, req: Req): void {
-    const old = this.pending.get(id);
-    if (old) {
-      // A request id reused while pending: its reply cannot be told apart.
-      if (old.op === 'write') old.file.partial = 'request id reused';
-      if (old.op === 'read') old.file.partial = 'request id reused';
-      if (req.op === 'write' || req.op === 'read') req.file.partial = 'request id reused';
-    } else if (this.pending.size >= MAX_PENDING) {
+    // A request id reused while pending: its reply could be matched to either request, so an open's
+    // handle or a realpath's answer could be given to another path. OpenSSH never does it.
+    if (this.pending.has(id)) throw new WireError(`request id ${id} reused while still pending`);
+    if (this.pending.size >= MAX_PENDING) {
       throw new WireError(`more than ${MAX_PENDING} requests outstanding`);
     }
     this.pending.set(id, req);

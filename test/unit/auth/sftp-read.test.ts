@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Gate, type Requester } from '../../../src/auth/admit.js';
 import type { Identity } from '../../../src/auth/authenticator.js';
 import { readsOnly } from '../../../src/proxy/transfer.js';
+import { scpCommand } from '../../../src/proxy/sftp/scp.js';
 import { admin, tempStore, T0 } from '../../helpers/store.js';
 
 /**
@@ -55,6 +56,13 @@ describe('sftp-read in the gate', () => {
     expect(readsOnly('exec', '/usr/lib/openssh/sftp-server')).toBe(true);
     expect(readsOnly('exec', 'scp -f /etc/hosts')).toBe(true);
     expect(readsOnly('exec', 'scp -t /tmp')).toBe(false);
+    // The mode is read at its position: a path named "-f" after `--` is an upload's path, not a download.
+    expect(readsOnly('exec', 'scp -t -- -f')).toBe(false);
+    expect(readsOnly('exec', 'scp -r -t -- -f')).toBe(false);
+    expect(readsOnly('exec', 'scp -f -- -t')).toBe(true);
+    expect(scpCommand('scp -t -- -f')).toEqual({ direction: 'upload', target: '-f', intoDir: false });
+    expect(scpCommand('scp -r -t -- -f')).toEqual({ direction: 'upload', target: '-f', intoDir: true });
+    expect(scpCommand('scp -f -- -t')).toEqual({ direction: 'download', target: '-t', intoDir: false });
     expect(readsOnly('exec', 'rsync --server --sender -logDtpre.iLsfxCIvu . /srv')).toBe(true);
     expect(readsOnly('exec', 'rsync --server --sender --remove-source-files -logDtpre.iLsfxCIvu . /srv')).toBe(false);
     expect(readsOnly('exec', 'rsync --server -logDtpre.iLsfxCIvu . /srv')).toBe(false);

@@ -31,6 +31,80 @@ const H = Buffer.from([0, 0, 0, 7]);
 const closes = (ev: SftpEvent[]) => ev.filter((e): e is Extract<SftpEvent, { type: 'close' }> => e.type === 'close');
 
 describe('SFTP tracker: files and hashes', () => {
+  it('an upload whose file something else changed (another handle, a setstat size by path, copy-data) is partial, never a wrong hash', () => {
+    const W = SSH_FXF.WRITE | SSH_FXF.CREAT | SSH_FXF.TRUNC;
+    const attrsSize = (n: number) => Buffer.concat([u32(1), u64(n)]); // SSH_FILEXFER_ATTR_SIZE
+    const cases: [string, (x: ReturnType<typeof session>) => void][] = [
+      ['written through another handle', (x) => {
+        x.client(pkt(SSH_FXP.OPEN, u32(50), str('/srv/app.sh'), u32(SSH_FXF.WRITE), noAttrs));
+        x.server(pkt(SSH_FXP.HANDLE, u32(50), str(Buffer.from([9, 9]))));
+      }],
+      ['truncated by path', (x) => {
+        x.client(pkt(SSH_FXP.SETSTAT, u32(50), str('/srv/app.sh'), attrsSize(0)));
+        x.server(pkt(SSH_FXP.STATUS, u32(50), u32(SSH_FX.OK), str(''), str('')));
+      }],
+      ['changed by copy-data@openssh.com', (x) => {
+        x.client(pkt(SSH_FXP.EXTENDED, u32(50), str('copy-data@openssh.com'), str(H), u64(0), u64(0), str(H), u64(0)));
+        x.server(pkt(SSH_FXP.STATUS, u32(50), u32(SSH_FX.OK), str(''), str('')));
+      }],
+    ];
+    for (const [why, change] of cases) {
+      const x = session();
+      x.client(pkt(SSH_FXP.INIT, u32(3)));
+      x.server(pkt(SSH_FXP.VERSION, u32(3)));
+      x.client(pkt(SSH_FXP.OPEN, u32(1), str('/srv/app.sh'), u32(W), noAttrs));
+      x.server(pkt(SSH_FXP.HANDLE, u32(1), str(H)));
+      x.client(pkt(SSH_FXP.WRITE, u32(2), str(H), u64(0), str('echo benign\n')));
+      x.server(pkt(SSH_FXP.STATUS, u32(2), u32(SSH_FX.OK), str(''), str('')));
+      change(x);
+      x.client(pkt(SSH_FXP.CLOSE, u32(3), str(H)));
+      x.server(pkt(SSH_FXP.STATUS, u32(3), u32(SSH_FX.OK), str(''), str('')));
+      expect(closes(x.events).find((c) => c.path === '/srv/app.sh' && c.bytesWritten > 0), why).toMatchObject({ sha256: 'partial', partialReason: why });
+    }
+  });
+
+  it('a request id reused while pending ends the channel (its reply could hand a handle or a realpath to another path)', () => {
+    const x = session();
+    x.client(pkt(SSH_FXP.INIT, u32(3)));
+    x.server(pkt(SSH_FXP.VERSION, u32(3)));
+    x.client(pkt(SSH_FXP.OPEN, u32(7), str('/etc/x'), u32(SSH_FXF.WRITE | SSH_FXF.CREAT | SSH_FXF.TRUNC), noAttrs));
+    expect(() => x.client(pkt(SSH_FXP.STAT, u32(7), str('/tmp')))).toThrow(WireError);
+    const y = session();
+    y.client(pkt(SSH_FXP.REALPATH, u32(5), str('/tmp/innocent')));
+    expect(() => y.client(pkt(SSH_FXP.REALPATH, u32(5), str('/etc/secret')))).toThrow(/reused/);
+  });
+
+  it('out-of-order bytes held by all files of a channel together stay under one budget', () => {
+    const x = session();
+    x.client(pkt(SSH_FXP.INIT, u32(3)));
+    x.server(pkt(SSH_FXP.VERSION, u32(3)));
+    // 20 handles open at once, each sent 3 MiB ahead of offset 0 (under the 4 MiB per file): 60 MiB
+    // held if nothing bounded them together.
+    const chunk = Buffer.alloc(32 * 1024, 1);
+    let id = 100;
+    const hs = Array.from({ length: 20 }, (_v, f) => Buffer.from([0, 0, 1, f]));
+    hs.forEach((h, f) => {
+      x.client(pkt(SSH_FXP.OPEN, u32(id), str(`/tmp/f${f}`), u32(SSH_FXF.WRITE | SSH_FXF.CREAT | SSH_FXF.TRUNC), noAttrs));
+      x.server(pkt(SSH_FXP.HANDLE, u32(id++), str(h)));
+    });
+    for (const h of hs) {
+      for (let off = chunk.length; off <= 3 * 1024 * 1024; off += chunk.length) {
+        x.client(pkt(SSH_FXP.WRITE, u32(id), str(h), u64(off), str(chunk)));
+        x.server(pkt(SSH_FXP.STATUS, u32(id++), u32(SSH_FX.OK), str(''), str('')));
+      }
+    }
+    for (const h of hs) {
+      x.client(pkt(SSH_FXP.CLOSE, u32(id), str(h)));
+      x.server(pkt(SSH_FXP.STATUS, u32(id++), u32(SSH_FX.OK), str(''), str('')));
+    }
+    // The first files are held (a gap at close), the rest refused once the channel's 32 MiB are used.
+    const reasons = closes(x.events).map((c) => c.partialReason);
+    expect(reasons).toHaveLength(20);
+    expect(reasons.slice(0, 8)).toEqual(Array(8).fill('gap in the content'));
+    expect(reasons.slice(12)).toEqual(Array(8).fill('too far out of order'));
+    expect(closes(x.events).every((c) => c.sha256 === 'partial')).toBe(true);
+  });
+
   it('an upload written out of order (pipelined) hashes the whole file', () => {
     const x = session();
     const data = randomBytes(100_000);
