@@ -26,19 +26,6 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
   const events = (type: string) => ghJson<AuditRow[]>(w.data, ['audit', '--type', type]).map((e) => e.data);
   const lastSession = () => String(events('session.channel').at(-1)!.session);
 
-  function jumpConfig(op: Operator): string {
-    const knownHosts = path.join(w.dir, `known_hosts-${op.name}`);
-    fs.writeFileSync(knownHosts, fs.readFileSync(w.knownHosts, 'utf8') + ghOk(w.data, ['known-hosts']));
-    const file = path.join(w.dir, `config-${op.name}`);
-    fs.writeFileSync(file, [
-      'Host bastion', '  HostName 127.0.0.1', `  Port ${w.port}`, `  User ${op.name}`,
-      'Host target1', '  ProxyJump bastion', `  User ${w.login}`,
-      'Host *', `  IdentityFile ${op.key}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${knownHosts}`, '  StrictHostKeyChecking yes',
-      '  PreferredAuthentications publickey,keyboard-interactive', '  NumberOfPasswordPrompts 1', '',
-    ].join('\n'));
-    return file;
-  }
-
   /**
    * Command mode for scp -O and rsync: their "ssh" becomes `ssh OP@bastion LOGIN@HOST COMMAND`. The
    * wrapper drops the options the client passes to its ssh and keeps the host and the command.
@@ -91,7 +78,7 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
   }, 120_000);
 
   it('sftp -J: put, get, rename, mkdir, rm — each audited, hashes equal sha256sum on both ends', async () => {
-    const cfg = jumpConfig(alice);
+    const cfg = w.jumpConfig(alice);
     const local = path.join(files, 'a.bin');
     fs.writeFileSync(local, randomBytes(1_500_000)); // many pipelined 32 KiB writes and reads
     const back = path.join(files, 'a-back.bin');
@@ -129,7 +116,7 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
   }, 300_000);
 
   it('a seek-and-write upload (sftp reput, resuming at the remote size) is partial, not a wrong hash', async () => {
-    const cfg = jumpConfig(alice);
+    const cfg = w.jumpConfig(alice);
     const local = path.join(files, 'resume.bin');
     const content = randomBytes(200_000);
     fs.writeFileSync(local, content);
@@ -141,7 +128,7 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
   }, 240_000);
 
   it('scp -J in SFTP mode and in legacy mode (-O), up and down: each file with its size and hash', async () => {
-    const cfg = jumpConfig(alice);
+    const cfg = w.jumpConfig(alice);
     const src = path.join(files, 'scp.bin');
     fs.writeFileSync(src, randomBytes(700_001));
     const want = sha256sum(src);
@@ -191,7 +178,7 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
   }, 300_000);
 
   it('rsync -a of a small tree through -J', async () => {
-    const cfg = jumpConfig(alice);
+    const cfg = w.jumpConfig(alice);
     const tree = path.join(files, 'tree2');
     fs.mkdirSync(path.join(tree, 'd'), { recursive: true });
     fs.writeFileSync(path.join(tree, 'd', 'f.bin'), randomBytes(20_000));
@@ -201,7 +188,7 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
   }, 240_000);
 
   it('sftp-read: downloads work; put, rename and rm are refused with permission denied and audited; the target is untouched', async () => {
-    const cfg = jumpConfig(rita);
+    const cfg = w.jumpConfig(rita);
     fs.writeFileSync(`${remote}/ro.bin`, randomBytes(90_000));
     const back = path.join(files, 'ro-back.bin');
     const got = await sftpBatch(rita, cfg, [`ls ${remote}`, `get ${remote}/ro.bin ${back}`]);
@@ -229,7 +216,7 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
   }, 300_000);
 
   it('sftp-read: scp -O and rsync uploads are refused at the gate, downloads work', async () => {
-    const cfg = jumpConfig(rita);
+    const cfg = w.jumpConfig(rita);
     const src = path.join(files, 'rita2.bin');
     fs.writeFileSync(src, 'no\n');
     const up = await run(rita, 'scp', ['-F', cfg, '-O', '-q', src, `target1:${remote}/rita2.bin`]);

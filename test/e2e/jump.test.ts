@@ -23,24 +23,6 @@ describe.runIf(haveOpenSsh())('ssh -J (ProxyJump) through gatehouse', () => {
   let echo: net.Server;
   const files = tempDir('gatehouse-jump-');
 
-  /** An ~/.ssh/config an operator would write: ProxyJump to the bastion, both hops with their key. */
-  function writeConfig(op: Operator, knownHosts: string): string {
-    const file = path.join(w.dir, `config-${op.name}`);
-    fs.writeFileSync(file, [
-      'Host bastion', '  HostName 127.0.0.1', `  Port ${w.port}`, `  User ${op.name}`,
-      'Host target1 target2 nowhere', '  ProxyJump bastion', `  User ${w.login}`,
-      'Host *', `  IdentityFile ${op.key}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${knownHosts}`, '  StrictHostKeyChecking yes',
-      '  PreferredAuthentications publickey,keyboard-interactive', '  NumberOfPasswordPrompts 1', '',
-    ].join('\n'));
-    return file;
-  }
-
-  function knownHostsFor(op: Operator): string {
-    const file = path.join(w.dir, `known_hosts-${op.name}`);
-    fs.writeFileSync(file, fs.readFileSync(w.knownHosts, 'utf8') + ghOk(w.data, ['known-hosts']));
-    return file;
-  }
-
   const run = (op: Operator, config: string, cmd: string, args: string[], input?: string, timeoutMs = 60_000): Promise<SshResult> => {
     const env = w.sshCommand(op, []).env;
     return runSsh(cmd === 'ssh' || cmd === 'scp' || cmd === 'sftp' ? ['-F', config, ...args] : args, env, input, timeoutMs, cmd);
@@ -53,7 +35,7 @@ describe.runIf(haveOpenSsh())('ssh -J (ProxyJump) through gatehouse', () => {
     alice = w.operator('alice');
     ghOk(w.data, ['grant', 'add', '--user', 'alice', '--host', 'target1', '--login', w.login]);
     ghOk(w.data, ['host', 'add', 'target2', '--address', '127.0.0.1', '--port', String(w.sshd.port), '--host-key', w.sshd.hostKey]);
-    cfg = writeConfig(alice, knownHostsFor(alice));
+    cfg = w.jumpConfig(alice, ['target1', 'target2', 'nowhere']);
     echoPort = await freePort();
     echo = net.createServer((s) => s.pipe(s));
     await new Promise<void>((r) => echo.listen(echoPort, '127.0.0.1', () => r()));
@@ -234,7 +216,7 @@ describe.runIf(haveOpenSsh())('ssh -J (ProxyJump) through gatehouse', () => {
   it('revoking the user ends a live -J session', async () => {
     const carol = w.operator('carol');
     ghOk(w.data, ['grant', 'add', '--user', 'carol', '--host', 'target1', '--login', w.login]);
-    const carolCfg = writeConfig(carol, knownHostsFor(carol));
+    const carolCfg = w.jumpConfig(carol, ['target1', 'target2', 'nowhere']);
     const running = run(carol, carolCfg, 'ssh', ['target1', 'echo started; sleep 25'], undefined, 40_000);
     await expect.poll(() => ghJson<AuditRow[]>(w.data, ['audit', '--type', 'session.channel', '--user', 'carol']).length, { timeout: 15_000 }).toBe(1);
     ghOk(w.data, ['user', 'disable', 'carol']);

@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveChromium, launchChromium } from '../helpers/browser.js';
 import { gh, ghJson, ghOk } from '../helpers/cli.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type SshResult, type World } from '../helpers/world.js';
@@ -22,12 +22,6 @@ type Hit = { body: string; signature: string };
 const SECRET = 'e2e-request-webhook-secret';
 const PASSWORD = 'approvers-passphrase-1';
 
-/** Debian's chromium, never a downloaded browser. In CI its absence is a failure. */
-function haveChromium(): boolean {
-  const ok = fs.existsSync('/usr/bin/chromium');
-  if (!ok && process.env.CI === 'true') throw new Error('chromium missing: run the README test command (npm test installs it)');
-  return ok;
-}
 const totp = (op: Operator) => execFileSync('oathtool', ['--totp', '-b', op.secret], { encoding: 'utf8' }).trim();
 const signed = (h: Hit) => h.signature === `sha256=${createHmac('sha256', SECRET).update(h.body).digest('hex')}`;
 
@@ -59,10 +53,7 @@ describe.runIf(haveOpenSsh() && haveChromium())('just-in-time access requests', 
     bob = w.operator('bob', { roles: ['operator', 'approver'] });
     carol = w.operator('carol', { roles: ['approver'] });
     ghOk(w.data, ['user', 'password', 'carol'], { input: `${PASSWORD}\n` });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     // carol logs in to the web UI (an approver-only account lands on the Requests page).
     await page.goto(`${w.web}/login`);

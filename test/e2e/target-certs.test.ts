@@ -39,15 +39,7 @@ describe.runIf(haveOpenSsh())('certificates to targets', () => {
     certd = await startSshd([], { config: [`TrustedUserCAKeys ${trusted}`] });
     ghOk(w.data, ['host', 'add', 'web', '--address', '127.0.0.1', '--port', String(certd.port), '--host-key', certd.hostKey, '--auth', 'cert']);
     ghOk(w.data, ['grant', 'add', '--user', 'alice', '--host', 'web', '--login', w.login, '--for', '1h']);
-    const knownHosts = path.join(w.dir, 'known_hosts-jump');
-    fs.writeFileSync(knownHosts, fs.readFileSync(w.knownHosts, 'utf8') + ghOk(w.data, ['known-hosts']));
-    cfg = path.join(w.dir, 'ssh_config');
-    fs.writeFileSync(cfg, [
-      'Host bastion', '  HostName 127.0.0.1', `  Port ${w.port}`, `  User ${alice.name}`,
-      'Host web', '  ProxyJump bastion', `  User ${w.login}`,
-      'Host *', `  IdentityFile ${alice.key}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${knownHosts}`, '  StrictHostKeyChecking yes',
-      '  PreferredAuthentications publickey,keyboard-interactive', '  NumberOfPasswordPrompts 1', '',
-    ].join('\n'));
+    cfg = w.jumpConfig(alice, ['web']);
   });
   afterAll(async () => {
     await certd?.stop();

@@ -24,19 +24,6 @@ describe.runIf(haveOpenSsh())('file transfer = the whole argv of a transfer clie
 
   const channels = () => ghJson<AuditRow[]>(w.data, ['audit', '--type', 'session.channel']).map((e) => e.data);
 
-  function jumpConfig(op: Operator): string {
-    const knownHosts = path.join(w.dir, `known_hosts-${op.name}`);
-    fs.writeFileSync(knownHosts, fs.readFileSync(w.knownHosts, 'utf8') + ghOk(w.data, ['known-hosts']));
-    const file = path.join(w.dir, `config-${op.name}`);
-    fs.writeFileSync(file, [
-      'Host bastion', '  HostName 127.0.0.1', `  Port ${w.port}`, `  User ${op.name}`,
-      'Host target1', '  ProxyJump bastion', `  User ${w.login}`,
-      'Host *', `  IdentityFile ${op.key}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${knownHosts}`, '  StrictHostKeyChecking yes',
-      '  PreferredAuthentications publickey,keyboard-interactive', '  NumberOfPasswordPrompts 1', '',
-    ].join('\n'));
-    return file;
-  }
-
   const run = (op: Operator, cmd: 'scp' | 'rsync', args: string[]): Promise<SshResult> =>
     runSsh(args, w.sshCommand(op, []).env, undefined, 60_000, cmd);
 
@@ -83,7 +70,7 @@ describe.runIf(haveOpenSsh())('file transfer = the whole argv of a transfer clie
   }, 240_000);
 
   it('real scp -O and rsync, both directions, work with the sftp right only and are recorded as transfers', async () => {
-    const cfg = jumpConfig(sam);
+    const cfg = w.jumpConfig(sam);
     const src = path.join(files, 'up.bin');
     fs.writeFileSync(src, randomBytes(300_000));
     const remote = path.join(files, 'remote');

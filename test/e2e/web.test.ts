@@ -3,18 +3,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveChromium, launchChromium } from '../helpers/browser.js';
 import { ROOT, ghJson, ghOk, tempDir } from '../helpers/cli.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
-
-/** Debian's chromium, never a downloaded browser. In CI its absence is a failure. */
-function haveChromium(): boolean {
-  const ok = fs.existsSync('/usr/bin/chromium');
-  if (!ok && process.env.CI === 'true') throw new Error('chromium missing: run the README test command (npm test installs it)');
-  return ok;
-}
 
 const ARTIFACTS = path.join(ROOT, 'test', 'artifacts');
 const PASSWORD = 'auditors-passphrase-1';
@@ -34,10 +28,7 @@ describe.runIf(haveOpenSsh() && haveChromium())('web UI in a real browser', () =
     ghOk(w.data, ['user', 'password', 'alice'], { input: `${PASSWORD}\n` });
     ada = w.operator('ada', { roles: ['auditor', 'admin'] });
     ghOk(w.data, ['user', 'password', 'ada'], { input: `${PASSWORD}\n` });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     fs.mkdirSync(ARTIFACTS, { recursive: true });
   });

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
+import { type Browser, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveChromium, launchChromium } from '../helpers/browser.js';
 import { ghJson, ghOk } from '../helpers/cli.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
@@ -12,12 +12,6 @@ import { startWorld, type Operator, type World } from '../helpers/world.js';
  * domain as the relying party ID (an IP address is refused), so the browser talks to the UI as
  * http://localhost:PORT.
  */
-function haveChromium(): boolean {
-  const ok = fs.existsSync('/usr/bin/chromium');
-  if (!ok && process.env.CI === 'true') throw new Error('chromium missing: run the README test command (npm test installs it)');
-  return ok;
-}
-
 const PASSWORD = 'auditors-passphrase-1';
 type AuditRow = { type: string; data: Record<string, unknown> };
 
@@ -38,10 +32,7 @@ describe.runIf(haveOpenSsh() && haveChromium())('web login with a security key (
     ghOk(w.data, ['user', 'password', 'ada'], { input: `${PASSWORD}\n` });
     bea = w.operator('bea', { roles: ['auditor'] });
     ghOk(w.data, ['user', 'password', 'bea'], { input: `${PASSWORD}\n` });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     cdp = await page.context().newCDPSession(page);
     await cdp.send('WebAuthn.enable');

@@ -30,6 +30,11 @@ export interface World {
   ssh(op: Operator, args: string[], opts?: SshOptions): Promise<SshResult>;
   /** The ssh arguments and environment ssh() uses, for tests that drive the client themselves. */
   sshCommand(op: Operator, args: string[], opts?: SshOptions): { args: string[]; env: NodeJS.ProcessEnv };
+  /**
+   * The ~/.ssh/config an operator would write for `ssh -J`: ProxyJump to the bastion for `hosts`,
+   * both hops with the operator's key, the target's and gatehouse's known-hosts lines trusted.
+   */
+  jumpConfig(op: Operator, hosts?: string[]): string;
   stop(): Promise<void>;
   /** Start gatehouse again on the same data dir and port (after a stop or a kill -9). */
   restart(): Promise<void>;
@@ -94,6 +99,18 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
       ghOk(data, ['user', 'key', 'add', name, `${keyFile}.pub`]);
       const secret = o.totp === false ? '' : ghJson<{ secret: string }>(data, ['user', 'totp', 'enroll', name]).secret;
       return { name, key: keyFile, secret };
+    },
+    jumpConfig(op, hosts = ['target1']) {
+      const knownHosts = path.join(dir, `known_hosts-${op.name}`);
+      fs.writeFileSync(knownHosts, fs.readFileSync(world.knownHosts, 'utf8') + ghOk(data, ['known-hosts']));
+      const file = path.join(dir, `config-${op.name}`);
+      fs.writeFileSync(file, [
+        'Host bastion', '  HostName 127.0.0.1', `  Port ${world.port}`, `  User ${op.name}`,
+        `Host ${hosts.join(' ')}`, '  ProxyJump bastion', `  User ${world.login}`,
+        'Host *', `  IdentityFile ${op.key}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${knownHosts}`, '  StrictHostKeyChecking yes',
+        '  PreferredAuthentications publickey,keyboard-interactive', '  NumberOfPasswordPrompts 1', '',
+      ].join('\n'));
+      return file;
     },
     sshCommand(op, args, o = {}) {
       const log = path.join(dir, `askpass-${op.name}.log`);
