@@ -32,7 +32,8 @@ const toRecord = (r: SessionRow): SessionRecord => ({
 /** The filters of list, count and query. Every one is served by an index (migration 8). */
 type Conditions = SessionFilter & { until?: number | undefined; text?: string | undefined };
 
-function sessionWhere(f: Conditions): { where: string; args: (string | number)[] } {
+/** The conditions, and the same joined as a WHERE clause ('' when there are none). */
+function sessionWhere(f: Conditions): { where: string; conditions: string[]; args: (string | number)[] } {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (f.live) where.push('ended_at IS NULL');
@@ -56,7 +57,7 @@ function sessionWhere(f: Conditions): { where: string; args: (string | number)[]
     where.push(`text_key IN (SELECT rowid >> ${TEXT_KEY_SHIFT} FROM session_text WHERE session_text MATCH ?)`);
     args.push(ftsPhrase(f.text));
   }
-  return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
+  return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', conditions: where, args };
 }
 
 /** Newest first; rowid breaks ties in started_at so that offset paging never skips or repeats a row. */
@@ -218,7 +219,7 @@ function textSearch(ctx: Ctx, q: Omit<SessionQuery, 'limit' | 'offset'> & { text
   // Sessions are checked against the filters a batch of keys at a time (one statement per batch), by
   // key: left to itself the planner may scan a filter's index once per batch.
   const pass = db.prepare<(string | number)[], number>(
-    `SELECT text_key FROM sessions INDEXED BY sessions_text_key WHERE text_key IN (SELECT value FROM json_each(?))${f.where ? ` AND ${f.where.slice('WHERE '.length)}` : ''}`,
+    `SELECT text_key FROM sessions INDEXED BY sessions_text_key WHERE ${['text_key IN (SELECT value FROM json_each(?))', ...f.conditions].join(' AND ')}`,
   ).pluck();
   const chunks = db.prepare<[string], number>(`SELECT rowid >> ${TEXT_KEY_SHIFT} FROM session_text WHERE session_text MATCH ? ORDER BY rowid DESC`).pluck();
   const page: number[] = [];
