@@ -8,7 +8,8 @@
  * BENCH_KEYS (500), BENCH_IDLE (concurrency: idle sessions, default 200), BENCH_TYPING (50),
  * BENCH_REVOKE (20), BENCH_ROUNDS (rounds of each bulk scenario, median reported; 3), BENCH_ONLY (comma list of scenarios to run: download, upload, setup, echo,
  * recording, sftp, concurrency, revocation, search; default all; search: see bench/search.ts), BENCH_SFTP_MIB (the sftp file, 256), BENCH_CPU_PROF (a directory: gatehouse runs
- * with --cpu-prof and writes its profile there when the bench stops it).
+ * with --cpu-prof and writes its profile there when the bench stops it), BENCH_WORKERS (gatehouse's
+ * `serve --workers N`, default 1: one process; the RSS figures then sum the primary and its workers).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -43,6 +44,8 @@ const DEADLINE = Date.now() + 9.5 * 60_000;
 const BULK_DEADLINE = Date.now() + 5 * 60_000;
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'download,upload,setup,echo,recording,sftp,concurrency,revocation,search').split(',').map((x) => x.trim()));
 const PROF = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : null;
+const WORKERS = process.env.BENCH_WORKERS ?? '1';
+if (!/^([1-9][0-9]{0,2}|auto)$/.test(WORKERS)) throw new Error(`BENCH_WORKERS: a number of workers or "auto", got "${WORKERS}"`);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
 const procs: Proc[] = [];
@@ -95,8 +98,8 @@ async function setup() {
     fs.writeFileSync(cfg, `sessions:\n  maxPerUser: 2000\n  idleTimeout: 1h\nlog:\n  level: warn\n`);
     const prof = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : [];
     const own = extra.includes('--bench-no-recording') ? dataNoRec : data;
-    const p = startProc(process.execPath, [...prof, BIN, 'serve', '--data', own, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
-    await p.waitFor(/ssh on/);
+    const p = startProc(process.execPath, [...prof, BIN, 'serve', '--data', own, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, '--workers', WORKERS, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+    await p.waitFor(/ssh on/, 120_000);
     procs.push(p);
     return { port, proc: p };
   };
@@ -333,7 +336,8 @@ async function main() {
   // Concurrency: many idle interactive sessions through gatehouse, then some of them typing.
   if (ONLY.has('concurrency') && Date.now() < DEADLINE - 120_000) {
     const pid = gh.proc.child.pid!;
-    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    // With --workers the sessions live in the workers: the primary and every process under it count.
+    const rss = () => processTree(pid).reduce((sum, p) => sum + rssMiB(p), 0);
     const before = rss();
     const clients: ChildProcess[] = [];
     // Every session is its own SSH connection through gatehouse (its own operator, so its own TOTP
@@ -412,12 +416,14 @@ async function main() {
     ciphers: { direct: await cipherOf('a'), gatehouseOperatorHop: await cipherOf('c') },
   };
   results.machine = machine;
+  results.workers = WORKERS;
   results.date = new Date().toISOString();
 
   const header = ['scenario', '(a) direct', '(b) OpenSSH -J', '(c) gatehouse cmd', '(d) gatehouse -J', 'ratios / notes'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
   console.log(`machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memGiB} GiB; node ${machine.node}; ${machine.openssh}; ssh2 ${machine.ssh2} (patched)`);
+  console.log(`gatehouse: serve --workers ${WORKERS}${WORKERS === '1' ? ' (one process)' : ' (a primary and its workers; BENCH_WORKERS)'}`);
   console.log(`ciphers negotiated by default: direct ${machine.ciphers.direct}; gatehouse, operator hop ${machine.ciphers.gatehouseOperatorHop} (gatehouse → target: aes128-gcm, ssh2's first choice)`);
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
@@ -433,3 +439,28 @@ main()
     for (const p of procs.reverse()) await p.stop().catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   });
+
+/** A process and every process under it (the primary of `serve --workers N` and its workers). */
+function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(e)]);
+    } catch { /* gone meanwhile */ }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => { out.push(p); for (const c of children.get(p) ?? []) walk(c); };
+  walk(root);
+  return out;
+}
+
+function rssMiB(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}

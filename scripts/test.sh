@@ -24,6 +24,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 [ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)
 # config/gatehouse.service is checked with systemd-analyze verify.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The PostgreSQL store is tested against throw-away clusters (test/helpers/postgres.ts), any version.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else

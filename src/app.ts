@@ -18,6 +18,7 @@ import { Gate } from './auth/admit.js';
 import { TargetAuth } from './proxy/targetauth.js';
 import { createRecorderFactory, signer } from './recorder/recorder.js';
 import { recoverRecordings } from './recorder/recovery.js';
+import { createRecordingStorage } from './recorder/storage/index.js';
 import { highResClock } from './shared/clock.js';
 import { GatehouseError } from './shared/errors.js';
 import { LiveHub } from './recorder/livehub.js';
@@ -29,6 +30,8 @@ import { opsMetrics } from './ops/metrics.js';
 import { startRetention } from './ops/retention.js';
 import { drainSessions, type Drain } from './ops/shutdown.js';
 import { startRequestNotifier, type RequestNotifier } from './notify/webhook.js';
+import { startFleetSchedule, type FleetSchedule } from './fleet/schedule.js';
+import { joinCluster, type ClusterNode } from './cluster/node.js';
 
 import { VERSION } from './shared/version.js';
 
@@ -40,6 +43,12 @@ export interface Deps {
   clock: Clock;
   log: Logger;
   ids: Ids;
+  /**
+   * This process as a node of a cluster (src/cluster/): its name on session rows (default: the host
+   * name); `recovered`: a cluster primary already recovered this machine's crash leftovers;
+   * `housekeeping: false`: another worker mirrors the audit log, sweeps retention and sends webhooks.
+   */
+  node?: { name: string; recovered?: boolean; housekeeping?: boolean };
 }
 
 export interface Gatehouse {
@@ -47,6 +56,8 @@ export interface Gatehouse {
   stop(reason: string): Promise<void>;
   /** During a graceful stop: end the wait for live sessions now (a second signal). */
   hurry(): void;
+  /** Accept no new SSH connection or web request (a worker replaced after SIGHUP); live ones go on. */
+  stopAccepting(): void;
   readonly ssh: SshServer;
 }
 
@@ -64,16 +75,23 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
   let disk: DiskWatch | undefined;
   let drain: Drain | undefined;
   let requests: RequestNotifier | undefined;
+  let fleet: FleetSchedule | undefined;
   const hub = new LiveHub();
   // The recording writes and stream hashes of this app run on this worker thread.
   const offload = new Offload();
-  const ownRecorder = recorder ? null : createRecorderFactory({ config, store, clock: highResClock, log, root: dataDir.paths.recordings, hostKey: dataDir.hostKey, hub, offload });
+  // Where closed recordings are kept: the data directory, or object storage (recordings/ is then the spool).
+  const recordings = createRecordingStorage(config, dataDir, { log });
+  const ownRecorder = recorder ? null : createRecorderFactory({ config, store, clock: highResClock, log, root: dataDir.paths.recordings, storage: recordings, hostKey: dataDir.hostKey, hub, offload });
   recorder ??= ownRecorder!;
   // The name on this node's session rows: recovery at start closes only these.
-  const node = hostname();
+  const node = deps.node?.name ?? hostname();
+  const housekeeping = deps.node?.housekeeping !== false;
+  let cluster: ClusterNode | undefined;
+  // Where this node listens, for `gatehouse nodes` (sent with its heartbeats once known).
+  let addresses: string[] = [];
   const ssh = createSshServer({
     store, clock, config, log, ids: deps.ids, gate: new Gate({ store }), node,
-    observers: channelObservers({ store, log, recorder, offload, fileAudit: bench.fileAudit ?? true }),
+    observers: channelObservers({ store, log, recorder, offload, fileAudit: bench.fileAudit ?? true, fileContent: { maxBytes: config.recording.fileContent.maxBytes, storage: recordings } }),
     hostKey: dataDir.hostKey, clientKey: dataDir.clientKey, masterKey: dataDir.masterKey, targetKeysDir: dataDir.paths.targetKeys,
     targetAuth: new TargetAuth({
       caDir: dataDir.paths.dir, clientKey: dataDir.clientKey, clock,
@@ -81,13 +99,16 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
     }),
     throttle: new AddressThrottle(clock), grace: new MfaGrace(clock, config.auth.mfaGrace),
     pendingMfa: new PendingMfa(clock, config.auth.maxPendingMfa, config.ssh.loginGraceTime),
+    unavailable: () => cluster?.refusal() ?? null,
   });
   /** A start that failed half-way (a port in use): undo what started, so the process can exit. */
   async function abandon(): Promise<void> {
     await web?.close().catch(() => undefined);
     await ssh.close('start_failed').catch(() => undefined);
     await offload.stop().catch(() => undefined);
+    await recordings.stop(0).catch(() => undefined);
     await mirror?.stop().catch(() => undefined);
+    await cluster?.stop().catch(() => undefined);
   }
   return {
     ssh,
@@ -102,6 +123,11 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
     hurry() {
       drain?.cut();
     },
+    stopAccepting() {
+      ssh.stopAccepting();
+      // Not web.close(): that waits for open live views; the listener alone stops taking requests.
+      if (web?.server.listening) web.server.close();
+    },
     async stop(reason) {
       // Graceful: no new connections, live operators told, up to shutdownGrace for them to finish
       // (ops/shutdown.ts); then what is left is closed as `shutdown`, its recordings closed cleanly.
@@ -111,35 +137,54 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
       if (drained.remaining > 0) log.info({ sessions: drained.remaining, waitedMs: drained.waitedMs }, 'stopping: closing the sessions still live');
       await retention?.stop();
       await requests?.stop();
+      await fleet?.stop();
       disk?.stop();
       await web?.close();
       await ssh.close('shutdown');
       // After the sessions: their recordings (file, row, audit, index) are closed by now, or a moment
       // later (a channel's relay can end just after its session row was closed): wait for them.
       await ownRecorder?.idle(5_000);
+      // Uploads under way get a moment; what is left stays in the spool and goes at the next start.
+      await recordings.stop(5_000);
       await offload.stop();
       await store.audit.append(draft('server.stop', 'system', { signal: reason }));
       await mirror?.stop();
-      store.close();
+      await cluster?.stop();
+      await store.close();
     },
   };
 
   async function startAll(): Promise<{ ssh: string; web: string }> {
     await offload.start();
-    mirror = await startAuditMirror(store, log, createWitness({ file: witnessPath(config, dataDir), store, sign: signer(dataDir.hostKey), clock, log }));
-    await recoverRecordings(store, dataDir.paths.recordings, signer(dataDir.hostKey), log, node);
-    const interrupted = await store.sessions.closeInterrupted(node);
-    if (interrupted.length > 0) log.warn({ sessions: interrupted }, 'closed sessions left open by a previous run as interrupted');
+    // The name first: a second live server with it is refused before anything is repaired.
+    cluster = await joinCluster({
+      store, clock, log, config, name: node, recordings: dataDir.paths.recordings, sign: signer(dataDir.hostKey),
+      live: () => ssh.live.values(), reaper: housekeeping, addresses: () => addresses,
+    });
+    if (housekeeping) mirror = await startAuditMirror(store, log, createWitness({ file: witnessPath(config, dataDir), store, sign: signer(dataDir.hostKey), clock, log }));
+    if (!deps.node?.recovered) {
+      await recoverRecordings(store, dataDir.paths.recordings, signer(dataDir.hostKey), log, node);
+      const interrupted = await store.sessions.closeInterrupted(node);
+      if (interrupted.length > 0) log.warn({ sessions: interrupted }, 'closed sessions left open by a previous run as interrupted');
+    }
+    // Recordings closed (now, by recovery, or before a crash) but still in the spool: upload them.
+    if (housekeeping) await recordings.resume(store);
     const addr = await ssh.listen(config.ssh.listen);
     const sshAddr = formatListen({ host: addr.address, port: addr.port });
     disk = startDiskWatch({ dir: dataDir.paths.recordings, floor: config.recording.minFreeSpace, log });
-    requests = await startRequestNotifier({ store, config, log });
-    retention = startRetention({ store, root: dataDir.paths.recordings, clock, log, retention: config.recording.retention });
+    if (housekeeping) requests = await startRequestNotifier({ store, config, log });
+    // Scheduled fleet scans (fleet.scanEvery): one node scans, recorded through the same observers.
+    if (housekeeping) fleet = startFleetSchedule({
+      config, store, clock, log, ids: deps.ids, gate: new Gate({ store }), clientKey: dataDir.clientKey, node,
+      observers: channelObservers({ store, log, recorder: recorder!, offload }),
+      targetAuth: new TargetAuth({ caDir: dataDir.paths.dir, clientKey: dataDir.clientKey, clock, certificateTtlMs: config.targets.certificateTtl, sourceAddresses: config.targets.sourceAddresses }),
+    }, config.fleet.scanEvery, log);
+    if (housekeeping) retention = startRetention({ store, root: recordings, clock, log, retention: config.recording.retention });
     web = await createWebServer({
-      config, store, clock, log, dataDir, hub,
+      config, store, clock, log, dataDir, hub, recordings,
       liveCount: () => ssh.live.size,
       liveBytes: () => [...ssh.live.values()].reduce((n, s) => n + s.bytesUp + s.bytesDown, 0),
-      metrics: () => opsMetrics({ store, freeBytes: () => disk?.free() ?? null, minFreeSpace: config.recording.minFreeSpace }),
+      metrics: () => opsMetrics({ store, freeBytes: () => disk?.free() ?? null, minFreeSpace: config.recording.minFreeSpace, uploadsPending: () => recordings.pending() }),
     });
     try {
       await web.listen({ host: config.web.listen.host, port: config.web.listen.port });
@@ -149,8 +194,9 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
       });
     }
     const webAddr = `${config.web.tls ? 'https' : 'http'}://${formatListen(config.web.listen)}`;
+    addresses = [`ssh ${sshAddr}`, `web ${webAddr}`];
     await store.audit.append(draft('server.start', 'system', { version: VERSION, ssh: sshAddr, web: webAddr }));
-    await mirror.flush();
+    await mirror?.flush();
     return { ssh: sshAddr, web: webAddr };
   }
 }

@@ -1,9 +1,10 @@
 import type { Logger } from './shared/logger.js';
-import type { ChannelControl, ChannelInfo, ChannelObserver, ExitInfo, ObserverFactory } from './shared/channel.js';
+import type { ChannelControl, ChannelInfo, ChannelObserver, ExitInfo, ObserverFactory, RecordingObserver } from './shared/channel.js';
 import type { Store } from './store/types.js';
 import { StreamDigest } from './proxy/digest.js';
 import type { Offload } from './shared/offload.js';
 import { fileAudit } from './proxy/sftp/observer.js';
+import type { RecordingStorage } from './recorder/storage/types.js';
 
 /**
  * Everything that watches a relayed channel, assembled here and nowhere else:
@@ -26,13 +27,20 @@ export interface ObserverDeps {
    * `sftp-read` channels keep it whatever this says: there it is what refuses writes.
    */
   fileAudit?: boolean;
+  /** recording.fileContent: contents of transferred files up to maxBytes stored in the recordings storage (0: off). */
+  fileContent?: { maxBytes: number; storage: RecordingStorage } | null;
 }
 
 export function channelObservers(deps: ObserverDeps): ObserverFactory {
   return async (info, ctl) => {
     const recorded = await deps.recorder(info, ctl);
-    const files = deps.fileAudit !== false || info.action === 'sftp-read' ? fileAudit(deps, info, ctl) : [];
-    return [ctl.counter, channelRow(deps, info, ctl), ...recorded, ...files];
+    // The recorder's marker line: the file audit binds stored file contents into the recording with it.
+    const rec = (recorded as RecordingObserver[]).find((o) => o.mark);
+    const mark = rec?.mark ? (text: string) => rec.mark!(text) : null;
+    const fileContent = deps.fileContent && deps.fileContent.maxBytes > 0 ? { ...deps.fileContent, offload: deps.offload, log: deps.log } : null;
+    const files = deps.fileAudit !== false || info.action === 'sftp-read' ? fileAudit({ store: deps.store, log: deps.log, fileContent, mark }, info, ctl) : [];
+    // The file audit ends before the recorder: files still open at the end are marked before the recording closes.
+    return [ctl.counter, channelRow(deps, info, ctl), ...files, ...recorded];
   };
 }
 

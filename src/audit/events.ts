@@ -82,9 +82,11 @@ export interface AuditPayloads {
   'sessions.exported': { format: 'csv' | 'json'; count: number; text: string | null; user: string | null; host: string | null; since: string | null; status: string | null; file?: string | null };
   'recording.recovered': { session: string; channel: number; file: string; state: string; cutBytes: number; size: number; sha256: string };
   'server.stop': { signal: string };
+  /** A node's heartbeat stopped: a surviving node closed its open sessions as interrupted (cluster/). */
+  'node.reaped': { node: string; by: string; lastHeartbeat: string; sessions: string[]; recordings: number };
   // File transfers, file by file (proxy/sftp): each names the session, the channel and the path.
   'sftp.open': FileOp & { flags: string[]; error?: string };
-  'sftp.close': FileOp & { flags: string[]; direction: string; bytesRead: number; bytesWritten: number; size: number; sha256: string; partialReason?: string; unclosed?: boolean };
+  'sftp.close': FileOp & { flags: string[]; direction: string; bytesRead: number; bytesWritten: number; size: number; sha256: string; partialReason?: string; unclosed?: boolean; content?: string };
   'sftp.rename': FileOp & { to: string; ok: boolean; error?: string };
   'sftp.remove': FileOp & { ok: boolean; error?: string };
   'sftp.mkdir': FileOp & { ok: boolean; error?: string };
@@ -93,7 +95,13 @@ export interface AuditPayloads {
   'sftp.symlink': FileOp & { target: string; ok: boolean; error?: string };
   /** A write refused under the sftp-read right, answered SSH_FX_PERMISSION_DENIED by gatehouse. */
   'sftp.denied': FileOp & { op: string };
-  'scp.file': FileOp & { direction: string; name: string; mode: string; size: number; bytes: number; sha256: string };
+  'scp.file': FileOp & { direction: string; name: string; mode: string; size: number; bytes: number; sha256: string; content?: string };
+  /** An rsync channel ended: whether its file list was read whole (`read`) or not (`unparsed`, with the reason). */
+  'rsync.transfer': { session: string; channel: number; user: string; host: string; direction: string; fileList: string; entries: number; notListed?: number; reason?: string };
+  /** One entry (not a directory) of an rsync file list, relative to the transfer's root (`root`: the command's paths). No hash: rsync sends deltas. */
+  'rsync.file': { session: string; channel: number; user: string; host: string; direction: string; name: string; type: string; size: number; root: string };
+  /** An auditor downloaded a transferred file's stored content (recording.fileContent). */
+  'file.downloaded': { session: string; sessionUser: string; channel: number; path: string; sha256: string; size: number; how: 'cli' | 'web' };
   /** A malformed or over-limit SFTP/scp stream: the channel was ended. */
   'transfer.malformed': { session: string; channel: number; user: string; protocol: string; error: string };
   'admin.backup': { file: string; recordings: boolean; files: number; bytes: number };
@@ -110,6 +118,10 @@ export interface AuditPayloads {
   'request.cancelled': RequestEvent;
   'request.revoked': RequestEvent & { grant: number | null };
   'recording.deleted': { session: string; channel: number; user: string; file: string; sha256: string; seq: number; reason: 'retention'; endedAt: string };
+  /** A fleet scan of one host finished (src/fleet): the recorded session that ran the probe, and what it found. */
+  'fleet.scan': { host: string; session: string | null; reachable: boolean; error?: string; pending?: number | null; security?: number | null; reboot?: boolean | null };
+  /** A multi-host run (`LOGIN@H1,H2 CMD`): every host admitted, the command started on each (one channel per host). */
+  'fleet.run': { session: string; user: string; login: string; hosts: string[]; command: string };
 }
 
 /** What every access-request event names. */
@@ -203,6 +215,7 @@ export function describe(ev: AuditDraft): string {
     case 'session.refused': return `session of ${ev.data.user} from ${ev.data.source} refused: ${ev.data.reason} (${ev.data.live} live, limit ${ev.data.limit})`;
     case 'server.start': return `server started (ssh ${ev.data.ssh}, web ${ev.data.web})`;
     case 'server.stop': return `server stopped (${ev.data.signal})`;
+    case 'node.reaped': return `node ${ev.data.node} silent since ${ev.data.lastHeartbeat}: ${ev.data.by} closed its ${ev.data.sessions.length} open session(s) as interrupted`;
     case 'sftp.open': return `${ev.data.user} opened ${ev.data.path} on ${ev.data.host} (${ev.data.flags.join(',')})${ev.data.error ? `: ${ev.data.error}` : ''}`;
     case 'sftp.close': return `${ev.data.user} closed ${ev.data.path} on ${ev.data.host}: ${ev.data.direction}, ${ev.data.size} B, sha256 ${ev.data.sha256}`;
     case 'sftp.rename': return `${ev.data.user} renamed ${ev.data.path} to ${ev.data.to} on ${ev.data.host}${ev.data.ok ? '' : ` (${ev.data.error})`}`;
@@ -211,6 +224,9 @@ export function describe(ev: AuditDraft): string {
     case 'sftp.symlink': return `${ev.data.user} linked ${ev.data.path} → ${ev.data.target} on ${ev.data.host}${ev.data.ok ? '' : ` (${ev.data.error})`}`;
     case 'sftp.denied': return `${ev.data.user} refused ${ev.data.op} ${ev.data.path} on ${ev.data.host} (sftp-read)`;
     case 'scp.file': return `${ev.data.user} scp ${ev.data.direction} ${ev.data.path} on ${ev.data.host}: ${ev.data.size} B, sha256 ${ev.data.sha256}`;
+    case 'rsync.transfer': return `${ev.data.user} rsync ${ev.data.direction} on ${ev.data.host} (session ${ev.data.session}): file list ${ev.data.fileList}, ${ev.data.entries} entries${ev.data.reason ? ` (${ev.data.reason})` : ''}`;
+    case 'rsync.file': return `${ev.data.user} rsync ${ev.data.direction} ${ev.data.name} (${ev.data.type}, ${ev.data.size} B) on ${ev.data.host}, root ${ev.data.root}`;
+    case 'file.downloaded': return `content of ${ev.data.path} (session ${ev.data.session} of ${ev.data.sessionUser}, ${ev.data.size} B) downloaded (${ev.data.how})`;
     case 'transfer.malformed': return `${ev.data.protocol} stream of session ${ev.data.session} channel ${ev.data.channel} ended: ${ev.data.error}`;
     case 'auth.success': return `${ev.data.user} logged in from ${ev.data.source} (${ev.data.method}, ${ev.data.key})`;
     case 'auth.failure': return `login of ${ev.data.user || '?'} from ${ev.data.source} refused: ${ev.data.reason}`;
@@ -229,6 +245,8 @@ export function describe(ev: AuditDraft): string {
     case 'admin.restore': return `data directory restored from ${ev.data.file} (backup of ${ev.data.host} taken ${ev.data.backupTakenAt})`;
     case 'admin.session.hold': return `legal hold on session ${ev.data.session} (${ev.data.user}): ${ev.data.reason}`;
     case 'admin.session.release': return `legal hold released on session ${ev.data.session} (${ev.data.user})`;
+    case 'fleet.scan': return `fleet scan of ${ev.data.host}: ${ev.data.reachable ? `${ev.data.pending ?? '?'} update(s) pending, ${ev.data.security ?? '?'} security${ev.data.reboot ? ', reboot required' : ''}` : `failed (${ev.data.error ?? 'unreachable'})`}`;
+    case 'fleet.run': return `${ev.data.user} runs "${ev.data.command.slice(0, 80)}" as ${ev.data.login} on ${ev.data.hosts.length} host(s): ${ev.data.hosts.slice(0, 10).join(', ')}${ev.data.hosts.length > 10 ? ', …' : ''} (session ${ev.data.session})`;
     case 'recording.deleted': return `recording ${ev.data.file} of session ${ev.data.session} deleted by retention (sha256 ${ev.data.sha256.slice(0, 16)}…)`;
     case 'request.created': return `${ev.data.user} requested ${ev.data.login}@${ev.data.target} for ${Math.round(ev.data.durationMs / 1000)}s (request #${ev.data.request}): ${ev.data.reason}`;
     case 'request.approval': return `${ev.actor} approved request #${ev.data.request} of ${ev.data.user} (${ev.data.approvals} of ${ev.data.needed})${ev.data.reason ? `: ${ev.data.reason}` : ''}`;

@@ -2,7 +2,7 @@ import { draft } from '../audit/events.js';
 import type { GrantRecord, HostRecord, Store, UserRecord } from '../store/types.js';
 import type { Identity } from './authenticator.js';
 import { isSecurityKeyType } from './sshkey.js';
-import { authorize, firstSshGrant, reachableTargets, type Action, type Grant, type Reachable } from './policy.js';
+import { authorize, authorizeSystem, firstSshGrant, reachableTargets, type Action, type Grant, type Reachable } from './policy.js';
 
 /**
  * The one gate. Every path that asks "may this identity do this, now?" comes here: exec, shell,
@@ -97,6 +97,25 @@ export class Gate {
   }
 
   /**
+   * The bastion's own read-only access (fleet scans, actor `system:fleet`): the host must exist by
+   * name and be enabled; the login is `fleet.login`; the right is `exec`. A refusal is audited
+   * like an operator's, with the actor as the user.
+   */
+  async system(actor: string, req: { host: string; login: string }): Promise<Admission> {
+    const host = await this.deps.store.hosts.get(req.host);
+    const r = host ? authorizeSystem(actor, host, req.login) : null;
+    const d: Admission = !host || !r
+      ? { allow: false, reason: 'unknown_host', message: `unknown host "${printable(req.host)}"` }
+      : r.allow ? { allow: true, grant: r.grant, host } : { allow: false, reason: r.reason, message: r.message };
+    if (!d.allow) {
+      await this.deps.store.audit.append(draft('access.denied', 'system', {
+        user: actor, source: 'bastion', host: printable(req.host, 255), login: printable(req.login, 255), action: 'exec', reason: d.reason, kind: 'fleet',
+      }));
+    }
+    return d;
+  }
+
+  /**
    * The login itself, with no target: the account, the key and the TOTP enrolment must still be
    * the ones proven. Revocation asks this of every live connection; every admit() starts with it.
    */
@@ -118,6 +137,14 @@ export class Gate {
     const [hosts, grants] = await Promise.all([store.hosts.list(), store.grants.list()]);
     if (action !== 'jump') return reachableTargets(who.user, hosts, grants, action, now);
     return hosts.flatMap((h) => firstSshGrant(who.user, h, grants, now) ?? []);
+  }
+
+  /**
+   * The enabled hosts of a host group, by name (a multi-host run, `LOGIN@group:NAME CMD`). Nothing
+   * is decided here: the run then admits each host like any other.
+   */
+  async groupHosts(group: string): Promise<HostRecord[]> {
+    return (await this.deps.store.hosts.list()).filter((h) => h.enabled && h.groups.includes(group)).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /**

@@ -42,6 +42,8 @@ export interface AuthDeps {
   grace: MfaGrace;
   /** Shared by all connections: caps how many of one user's connections wait at the TOTP prompt. */
   pendingMfa: PendingMfa;
+  /** Non-null while no login can be accepted (the store is unreachable, cluster/): the line said why. */
+  unavailable?: () => string | null;
 }
 
 /** Per-connection authentication state machine; `identity` is set once both factors passed. */
@@ -87,6 +89,16 @@ export class ConnectionAuth {
 
   private async step(ctx: AuthContext): Promise<void> {
     const { store } = this.deps;
+    const down = this.deps.unavailable?.() ?? null;
+    if (down !== null) {
+      // Nothing can be checked (nor audited): say why through keyboard-interactive, the one place
+      // OpenSSH shows a server's words before authentication ends.
+      this.backToKey();
+      if (++this.attempts > MAX_AUTH_ATTEMPTS) { ctx.reject(); this.onGiveUp(); return; }
+      if (ctx.method === 'keyboard-interactive') return this.tell(ctx, `gatehouse: ${down}`);
+      ctx.reject(['keyboard-interactive']);
+      return;
+    }
     if (++this.attempts > MAX_AUTH_ATTEMPTS) {
       await store.audit.append(draft('auth.failure', 'system', { user: clientName(ctx.username), source: this.source, reason: 'too_many_attempts' }));
       this.backToKey();

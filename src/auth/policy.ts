@@ -119,6 +119,21 @@ export function authorize(req: AccessRequest, grants: readonly GrantRecord[], no
   return deny('login_not_granted', `${user.name} may not log in to ${host.name} as ${login}`, why);
 }
 
+/**
+ * The bastion's own access for a fleet scan (src/fleet, actor `system:fleet`): no operator and no
+ * grant row, only an enabled host, the configured scan login and `exec`. Minted here like every
+ * Grant (grant id 0), so the dialer's rule holds: no target is reached without this module.
+ */
+export function authorizeSystem(actor: string, host: HostRecord, login: string): Decision {
+  if (!host.enabled) return deny('host_disabled', `host ${host.name} is disabled`, []);
+  const grant = Object.freeze({
+    grantId: 0, user: actor, host: host.name, address: host.address, port: host.port, hostKey: host.hostKey,
+    login, rights: Object.freeze(['exec'] as Right[]), until: null,
+  }) as Grant;
+  minted.add(grant);
+  return { allow: true, grant, explanation: [`${actor} scans enabled hosts as ${login}`] };
+}
+
 export interface Reachable {
   host: HostRecord;
   login: string;

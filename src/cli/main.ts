@@ -2,10 +2,10 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { openDataDir, preparePrivateFile } from '../datadir/datadir.js';
+import { openDataDir } from '../datadir/datadir.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { GatehouseError, usageError } from '../shared/errors.js';
-import { createSqliteStore } from '../store/sqlite/index.js';
+import { openStore } from '../store/open.js';
 import { witnessChanges, witnessPath } from '../audit/witness.js';
 import { signer } from '../recorder/recorder.js';
 import type { Command, CommandContext, Opened, Options } from './command.js';
@@ -20,13 +20,16 @@ import { commands as key } from './commands/key.js';
 import { commands as knownHosts } from './commands/knownhosts.js';
 import { commands as serve } from './commands/serve.js';
 import { commands as sessions } from './commands/sessions.js';
+import { commands as sessionFile } from './commands/sessionfile.js';
 import { commands as user } from './commands/user.js';
 import { commands as verify } from './commands/verify.js';
 import { commands as backup } from './commands/backup.js';
 import { commands as retention } from './commands/retention.js';
 import { commands as request } from './commands/request.js';
+import { commands as fleet } from './commands/fleet.js';
+import { commands as nodes } from './commands/nodes.js';
 
-export const COMMANDS: Command[] = [...serve, ...user, ...group, ...host, ...grant, ...access, ...sessions, ...audit, ...verify, ...key, ...ca, ...knownHosts, ...backup, ...retention, ...request];
+export const COMMANDS: Command[] = [...serve, ...user, ...group, ...host, ...grant, ...access, ...sessions, ...sessionFile, ...audit, ...verify, ...key, ...ca, ...knownHosts, ...backup, ...retention, ...request, ...nodes, ...fleet];
 
 const GLOBAL_OPTIONS: Options = {
   data: { type: 'string' },
@@ -145,8 +148,7 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<number
         if (opened) return opened;
         const cfg = getConfig();
         const dataDir = openDataDir(cfg.dataDir);
-        preparePrivateFile(dataDir.paths.db);
-        store = createSqliteStore(dataDir.paths.db, ctx.clock);
+        store = await openStore({ config: cfg, dataDir, clock: ctx.clock });
         checkpointAtClose = await witnessChanges({ file: witnessPath(cfg, dataDir), store, sign: signer(dataDir.hostKey), clock: ctx.clock });
         opened = { config: cfg, dataDir, store };
         return opened;
@@ -167,7 +169,7 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<number
     await checkpointAtClose?.().catch((err: unknown) => {
       writeText(stderr, `gatehouse: warning: the change is saved but no checkpoint reached the witness: ${(err as Error).message}\n`);
     });
-    store?.close();
+    await store?.close();
   }
 }
 

@@ -19,6 +19,8 @@ const ENV_KEYS: ReadonlyArray<[string, string[]]> = [
   ['GATEHOUSE_SSH_LISTEN', ['ssh', 'listen']],
   ['GATEHOUSE_WEB_LISTEN', ['web', 'listen']],
   ['GATEHOUSE_LOG_LEVEL', ['log', 'level']],
+  ['GATEHOUSE_STORE', ['store']],
+  ['GATEHOUSE_NODE_NAME', ['node', 'name']],
 ];
 
 type Tree = Record<string, unknown>;

@@ -46,8 +46,24 @@ const listen = (def: string) =>
 
 const positiveInt = (def: number) => z.number().int().positive().default(def);
 
+function isPostgresUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '' && u.pathname.length > 1;
+  } catch {
+    return false;
+  }
+}
+
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
+  /**
+   * Where state lives: `sqlite` (the file in the data directory) or a PostgreSQL URL
+   * (postgres://USER[:PASSWORD]@HOST:PORT/DB) shared by several nodes. Env GATEHOUSE_STORE.
+   * The message never repeats the value: a URL may hold a password.
+   */
+  store: z.string().default('sqlite').refine((s) => s === 'sqlite' || isPostgresUrl(s),
+    'expected "sqlite" or a URL like postgres://USER@HOST:5432/DB'),
   /** On SIGTERM: how long live sessions may run on (told the bastion is going down) before they are closed. */
   shutdownGrace: duration('30s'),
   ssh: z
@@ -66,6 +82,10 @@ export const configSchema = z.strictObject({
       tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
       // The UI's public origin when a reverse proxy serves it (live view refuses other Origins).
       origin: z.string().regex(/^https?:\/\/[^/\s]+$/, 'expected an origin like https://audit.example.com (scheme and host, no path)').optional(),
+      // The environment variable holding a bearer token for /metrics. Set, /metrics asks for it and
+      // adds the per-host fleet gauges (host names and their exposure are not for anyone who can
+      // reach the port); unset, /metrics stays open with totals only.
+      metricsTokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected the name of an environment variable').optional(),
     })
     .prefault({}),
   auth: z
@@ -102,6 +122,24 @@ export const configSchema = z.strictObject({
       }),
       /** How soon a live session's output becomes searchable (indexed in steps while it records). */
       liveIndexEvery: duration('2s'),
+      /** Content capture of transferred files up to maxBytes each, stored beside the recording (0: off). */
+      fileContent: z.strictObject({ maxBytes: size('0') }).prefault({}),
+      // Where closed recordings are kept (src/recorder/storage/): the data directory (default), or an
+      // S3-compatible bucket with recordings/ as the spool. Credentials come only from the AWS
+      // environment variables / default credential chain: strict objects refuse them here.
+      storage: z
+        .strictObject({
+          s3: z
+            .strictObject({
+              endpoint: z.string().url().optional(),
+              bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
+              region: z.string().min(1).default('us-east-1'),
+              prefix: z.string().regex(/^(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\/?)*$/, 'expected a key prefix like gatehouse/ (no leading slash, no ..)').default(''),
+              forcePathStyle: z.boolean().default(false),
+            })
+            .optional(),
+        })
+        .optional(),
     })
     .prefault({}),
   sessions: z
@@ -152,11 +190,50 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  // Fleet scans (src/fleet): patch and health status of every enabled host, read by a probe.
+  fleet: z
+    .strictObject({
+      /** How often the server scans every enabled host ("6h"); "off" (default): only `gatehouse fleet scan`. */
+      scanEvery: z.union([z.string(), z.literal(false)]).default('off').transform((v, ctx) => {
+        // `off` unquoted is false to a YAML 1.1 reader: either way it means off.
+        if (v === 'off' || v === false) return null;
+        const ms = parseDuration(v);
+        if (ms === null || ms < 60_000) {
+          ctx.addIssue({ code: 'custom', message: `expected a duration of at least 1m like 6h, or "off", got "${v}"` });
+          return z.NEVER;
+        }
+        return ms;
+      }),
+      /** The account on targets that scans log in as: least privilege, no sudo. Needed to scan. */
+      login: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/, 'expected a login name like gatehouse-scan').optional(),
+      /** Hosts scanned (and, in a multi-host run, commands run) at once. */
+      parallel: z.number().int().min(1).max(64).default(8),
+      /** The most one host's scan may take, connection included. */
+      timeout: duration('60s'),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       /** json: one JSON object a line (for machines); pretty: readable lines; auto: pretty on a terminal. */
       format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    })
+    .prefault({}),
+  // Several nodes or workers on one store (src/cluster/): this server's name on its session rows,
+  // when a node whose heartbeat stopped is taken for dead, and how many worker processes to run.
+  node: z
+    .strictObject({
+      /** Default: the host name (env GATEHOUSE_NODE_NAME). Workers are named NAME/w1, NAME/w2, … */
+      name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/, 'expected letters, digits, ".", "_", ":" or "-" (no "/")').optional(),
+      /** A node silent this long has its open sessions closed as interrupted by a surviving node. */
+      deadAfter: duration('30s').refine((ms) => ms >= 2_000 && ms <= 60_000, 'expected a duration from 2s to 60s'),
+      /**
+       * Worker processes of `serve` ("auto": one per core; 1: one process, no primary). Default 1
+       * until the live view, auth.mfaGrace and the per-user limits are shared between workers.
+       */
+      workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
+      /** When the store cannot be reached: new logins are refused at once, live sessions end after this. */
+      storeLossGrace: duration('60s'),
     })
     .prefault({}),
 });

@@ -3,8 +3,9 @@ import Database from 'better-sqlite3';
 import { GatehouseError } from '../shared/errors.js';
 
 /**
- * One server per data directory, until several nodes are supported: a second `serve` would treat
- * the first one's live sessions as left over from a crash and close them as interrupted.
+ * One server per node name on a data directory (cluster/lock.ts names the file): a second `serve`
+ * of the same name would treat the first one's live sessions as left over from a crash and close
+ * them as interrupted.
  *
  * Node has no flock, and a PID file goes stale after kill -9 (or names a reused PID), so the lock is
  * a kernel lock that dies with its process: `serve.lock` is a tiny SQLite database on which the
@@ -42,7 +43,7 @@ function readHolder(db: Database.Database): LockHolder | undefined {
 function refuse(file: string, holder: LockHolder | undefined): GatehouseError {
   const who = holder ? `pid ${holder.pid} on ${holder.host}, running since ${new Date(holder.since).toISOString()}` : 'another process';
   return new GatehouseError('GH_DATADIR', `another gatehouse server (${who}) holds the data directory lock ${file}`, {
-    hint: 'only one server may run on a data directory; stop the other one, or give this one its own --data DIR',
+    hint: 'only one server of a node name may run on a data directory; stop the other one, or give this one its own node.name (or --data DIR)',
   });
 }
 

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { DataPaths } from '../datadir/datadir.js';
+import { localRecordingFile } from '../recorder/storage/local.js';
 import { GatehouseError } from '../shared/errors.js';
+import { contentMarkers } from '../recorder/filecontent.js';
 import { ArchiveWriter, DEFAULT_KDF, type KdfParams } from './archive.js';
 import { BundleWriter, safePath, type Manifest } from './bundle.js';
 
@@ -46,7 +48,7 @@ interface SnapshotInfo {
   auditHead: string;
   recordingsChained: number;
   recordingsHead: string;
-  recordings: { path: string }[];
+  recordings: { path: string; kind: string }[];
 }
 
 async function snapshot(db: string, dest: string): Promise<SnapshotInfo> {
@@ -70,7 +72,7 @@ async function snapshot(db: string, dest: string): Promise<SnapshotInfo> {
       schema: snap.pragma('user_version', { simple: true }) as number,
       auditEvents: audit?.id ?? 0, auditHead: audit?.hash ?? '',
       recordingsChained: rec?.seq ?? 0, recordingsHead: rec?.chain_hash ?? '',
-      recordings: snap.prepare<[], { path: string }>(`SELECT path FROM recordings ${notDeleted} ORDER BY started_at`).all(),
+      recordings: snap.prepare<[], { path: string; kind: string }>(`SELECT path, kind FROM recordings ${notDeleted} ORDER BY started_at`).all(),
     };
   } finally {
     snap.close();
@@ -86,7 +88,8 @@ export function dataFiles(paths: DataPaths, rel = '', depth = 0): string[] {
   const dir = path.join(paths.dir, ...rel.split('/').filter(Boolean));
   for (const name of fs.readdirSync(dir).sort()) {
     const r = rel ? `${rel}/${name}` : name;
-    if (rel === '' && (name === 'recordings' || SKIP.test(name))) continue;
+    // locks/: the per-node serve locks (cluster/lock.ts), held by running servers, never state.
+    if (rel === '' && (name === 'recordings' || name === 'locks' || SKIP.test(name))) continue;
     if (safePath(r) === null) continue;
     const st = fs.lstatSync(path.join(dir, name));
     if (st.isFile()) out.push(r);
@@ -137,9 +140,17 @@ export async function createBackup(o: BackupOptions): Promise<BackupResult> {
     const missing: string[] = [];
     if (o.recordings) {
       for (const r of info.recordings) {
-        const file = path.join(paths.recordings, r.path);
-        if (!path.resolve(file).startsWith(path.resolve(paths.recordings) + path.sep) || !fs.existsSync(file)) { missing.push(r.path); continue; }
+        const file = localRecordingFile(paths.recordings, r.path);
+        if (file === null || !fs.existsSync(file)) { missing.push(r.path); continue; }
         bundle.addFile(`recordings/${r.path.split(path.sep).join('/')}`, file);
+        // Stored file contents (recording.fileContent), named by the transfer recording's markers:
+        // without them a restored bastion's verify would report them missing.
+        if (r.kind !== 'transfer') continue;
+        for (const m of contentMarkers(fs.readFileSync(file), r.path)) {
+          const c = localRecordingFile(paths.recordings, m.file);
+          if (c !== null && fs.existsSync(c)) bundle.addFile(`recordings/${m.file}`, c);
+          else missing.push(m.file);
+        }
       }
     }
     const manifest = bundle.finish({

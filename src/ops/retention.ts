@@ -1,8 +1,9 @@
-import fs from 'node:fs';
-import path from 'node:path';
+import { asStorage } from '../recorder/storage/local.js';
+import type { RecordingStorage } from '../recorder/storage/types.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Store } from '../store/types.js';
+import { removeContents } from '../recorder/filecontent.js';
 
 /**
  * Retention (recording.retention): recordings of sessions that ended longer ago than the period are
@@ -18,8 +19,8 @@ const MAX_PER_SWEEP = 100_000;
 
 export interface RetentionDeps {
   store: Store;
-  /** The recordings directory. */
-  root: string;
+  /** Where recordings are kept (a directory: the local storage on it). The object is deleted too with S3. */
+  root: RecordingStorage | string;
   clock: Clock;
   log: Logger;
   /** Milliseconds to keep recordings after their session ended; null keeps them for ever. */
@@ -33,26 +34,17 @@ export interface SweepResult {
   leftovers: number;
 }
 
-function removeFile(root: string, rel: string): boolean {
-  const file = path.resolve(root, rel);
-  // Rows name paths the recorder built; still, never delete outside the recordings directory.
-  if (!file.startsWith(path.resolve(root) + path.sep)) return false;
-  try {
-    fs.unlinkSync(file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
 export async function sweepRetention(d: RetentionDeps): Promise<SweepResult> {
   const result: SweepResult = { deleted: 0, leftovers: 0 };
   if (d.retention === null) return result;
   const before = d.clock.now() - d.retention;
   const actor = d.actor ?? 'system';
+  // The storage never deletes outside the recordings directory (or the bucket's prefix), whatever a row names.
+  const storage = asStorage(d.root);
+  // Stored file contents (recording.fileContent) go with their recording, before it.
+  const removeFile = async (r: { path: string; kind: string }) => { await removeContents(storage, r); return storage.remove(r.path); };
   // Marked first, then the file: a crash between the two leaves a file to remove, never a hole.
-  for (const r of await d.store.retention.deleted()) if (removeFile(d.root, r.path)) result.leftovers++;
+  for (const r of await d.store.retention.deleted()) if (await removeFile(r)) result.leftovers++;
   while (result.deleted < MAX_PER_SWEEP) {
     const batch = await d.store.retention.expired(before, BATCH);
     if (batch.length === 0) break;
@@ -61,7 +53,7 @@ export async function sweepRetention(d: RetentionDeps): Promise<SweepResult> {
       if (!(await d.store.retention.markDeleted(r.sessionId, r.channel, { actor }))) continue;
       progressed = true;
       result.deleted++;
-      removeFile(d.root, r.path);
+      await removeFile(r);
     }
     // Every row of the batch was held or taken meanwhile: nothing more to do now.
     if (!progressed) break;

@@ -9,6 +9,8 @@ import { isFileTransfer, parseTarget, type TargetRequest } from './target.js';
 import { readsOnly } from './transfer.js';
 import { knownHostsLines, targetHostKey } from './targetkeys.js';
 import { isRequestCommand, runRequestCommand, type RequestCommandDeps } from './request-command.js';
+import { isMultiTarget } from '../fleet/targets.js';
+import { runMultiHost, type MultiHostDeps } from '../fleet/multihost.js';
 
 /**
  * A session channel from the operator: gather pty/env, then on shell/exec/subsystem choose the
@@ -32,6 +34,8 @@ export interface SessionChannelOptions {
   fixed?: { login: string; host: string };
   /** `request LOGIN@HOST …` in command mode (absent: no such command). */
   requests?: RequestCommandDeps;
+  /** `LOGIN@H1,H2 CMD` and `LOGIN@group:NAME CMD` in command mode (fleet/multihost.ts; absent: no such form). */
+  fleet?: MultiHostDeps;
 }
 
 export function handleSessionChannel(session: Session, conn: OperatorConnection, opts: SessionChannelOptions): void {
@@ -92,6 +96,9 @@ export function handleSessionChannel(session: Session, conn: OperatorConnection,
     } else if (request === 'exec' && opts.requests && isRequestCommand(arg ?? '')) {
       // Access requests (proxy/request-command.ts); "request" has no "@", so it is never a target.
       return runRequestCommand(down, conn, arg ?? '', opts.requests);
+    } else if (request === 'exec' && opts.fleet && isMultiTarget(arg ?? '')) {
+      // One command on several hosts: each admitted first (fail closed), then each its own recorded channel.
+      return runMultiHost(down, conn, arg ?? '', tty, opts.fleet);
     } else if (request === 'exec') {
       const parsed = parseTarget(arg ?? '');
       if (!parsed.ok) return refuse(down, tty, parsed.message, 1);

@@ -34,6 +34,7 @@ export interface PolicyWatcher {
 }
 
 const POLL_MS = 200;
+const FAILURE_LOG_MS = 10_000;
 const REVOKED = 'access revoked by an administrator';
 /** setTimeout's longest delay; later expiries re-arm on the way. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -139,8 +140,13 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
     }
   }
 
-  const tick = setInterval(() => {
-    void (async () => {
+  // One pass at a time: a push arriving during a poll's pass asks for one more pass, not a second in parallel.
+  let passing: Promise<void> | null = null;
+  let lastFailureLog = -Infinity;
+  let passAgain = false;
+  const pass = (): void => {
+    if (passing) { passAgain = true; return; }
+    passing = (async () => {
       const v = await store.policy.version();
       if (v !== version) {
         version = v;
@@ -148,9 +154,19 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
         await carryOutKills();
       }
       await limits();
-    })().catch((err: unknown) => log.error({ err }, 'policy watcher failed'));
-  }, POLL_MS);
+    })().catch((err: unknown) => {
+      // The store unreachable fails every pass (5 a second): say so once in a while, not each time.
+      const now = clock.now();
+      if (now - lastFailureLog >= FAILURE_LOG_MS) { lastFailureLog = now; log.error({ err }, 'policy watcher failed'); }
+    }).finally(() => {
+      passing = null;
+      if (passAgain) { passAgain = false; pass(); }
+    });
+  };
+  const tick = setInterval(pass, POLL_MS);
   tick.unref();
+  // A store that pushes changes (PostgreSQL LISTEN/NOTIFY) is checked at once; polling stays the net.
+  const unsubscribe = store.changes?.subscribe(pass);
 
   return {
     recheck,
@@ -167,6 +183,7 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
     },
     stop() {
       clearInterval(tick);
+      unsubscribe?.();
       for (const t of timers) clearTimeout(t);
       timers.clear();
     },

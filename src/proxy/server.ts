@@ -68,7 +68,7 @@ export function createSshServer(deps: SshServerDeps): SshServer {
   const peer = (ip: string | undefined, port: number | undefined) => `${ip ?? '?'}|${port ?? 0}`;
 
   const handlers = {
-    session: (ch: ssh2.Session, conn: OperatorConnection) => handleSessionChannel(ch, conn, { targetKeysDir: deps.targetKeysDir, requests: { store, config } }),
+    session: (ch: ssh2.Session, conn: OperatorConnection) => handleSessionChannel(ch, conn, { targetKeysDir: deps.targetKeysDir, requests: { store, config }, fleet: { store, config } }),
     tcpip: (accept: () => ssh2.ServerChannel, reject: () => void, info: ssh2.TcpipRequestInfo, conn: OperatorConnection) =>
       handleDirectTcpip(accept, reject, info, conn, { store, ident: SSH_IDENT, targetKeysDir: deps.targetKeysDir }),
     refused: (reject: () => void, message: string) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, message),

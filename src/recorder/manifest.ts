@@ -1,13 +1,15 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { isoTime } from '../shared/clock.js';
 import type { FileRecord, SessionRecord, Store } from '../store/types.js';
+import { asStorage } from './storage/local.js';
+import type { RecordingStorage } from './storage/types.js';
 import { hostKeyVerifier, verifyRecordings } from './verify.js';
 
 /**
  * What an auditor takes away (`gatehouse sessions export` and the web UI's export bundle alike):
  * the session, its channels, and each recording with its hash, chain position, signature and the
- * integrity verdict at export time, plus the recording files that exist, named as in the bundle.
+ * integrity verdict at export time, plus the recordings that exist (read through the storage:
+ * `files[].read()`), named as in the bundle.
  */
 export function sessionJson(s: SessionRecord) {
   return {
@@ -23,10 +25,11 @@ export function fileJson(f: FileRecord) {
 }
 
 export async function exportManifest(
-  store: Store, dirs: { recordings: string; hostKey: Buffer; retention: number | null }, s: SessionRecord, exportedBy: string, now: number,
-): Promise<{ manifest: Record<string, unknown>; files: { name: string; full: string }[] }> {
+  store: Store, dirs: { recordings: RecordingStorage | string; hostKey: Buffer; retention: number | null }, s: SessionRecord, exportedBy: string, now: number,
+): Promise<{ manifest: Record<string, unknown>; files: { name: string; read(): Promise<Buffer> }[] }> {
+  const storage = asStorage(dirs.recordings);
   const [report, recs, channels] = await Promise.all([
-    verifyRecordings(store, dirs.recordings, hostKeyVerifier(dirs.hostKey), s.id, { retention: dirs.retention }), store.recordings.list(s.id), store.sessions.channels(s.id),
+    verifyRecordings(store, storage, hostKeyVerifier(dirs.hostKey), s.id, { retention: dirs.retention }), store.recordings.list(s.id), store.sessions.channels(s.id),
   ]);
   const manifest = {
     exportedAt: isoTime(now), exportedBy, session: sessionJson(s),
@@ -39,8 +42,17 @@ export async function exportManifest(
     chainOk: report.chain.ok,
     files: (await store.files.list(s.id)).map(fileJson),
   };
-  const files = recs
-    .map((r) => ({ name: path.basename(r.path), full: path.join(dirs.recordings, r.path) }))
-    .filter((f) => fs.existsSync(f.full));
+  const files: { name: string; read(): Promise<Buffer> }[] = [];
+  for (const r of recs) {
+    if ((await storage.stat(r.path)) === null) continue;
+    files.push({
+      name: path.basename(r.path),
+      async read() {
+        const data = await storage.read(r.path);
+        if (data === null) throw new Error(`recording ${r.path} vanished during the export`);
+        return data;
+      },
+    });
+  }
   return { manifest, files };
 }

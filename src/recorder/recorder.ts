@@ -3,7 +3,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { draft } from '../audit/events.js';
 import type { Config } from '../config/schema.js';
-import type { ChannelControl, ChannelInfo, ChannelObserver, ExitInfo } from '../shared/channel.js';
+import type { ChannelControl, ChannelInfo, ChannelObserver, ExitInfo, RecordingObserver } from '../shared/channel.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Offload } from '../shared/offload.js';
@@ -11,6 +11,8 @@ import type { Store } from '../store/types.js';
 import { CastEncoder } from './cast.js';
 import { CastFile, recordingPath } from './file.js';
 import type { LiveHub } from './livehub.js';
+import { createLocalStorage } from './storage/local.js';
+import type { RecordingStorage } from './storage/types.js';
 import { indexRecording, LiveIndex, LiveIndexer } from './textindex.js';
 
 /**
@@ -26,7 +28,10 @@ export interface RecorderDeps {
   /** High-resolution clock for event times. */
   clock: Clock;
   log: Logger;
+  /** The directory live recordings are written to (with S3 storage: the spool, storage.spool). */
   root: string;
+  /** Where closed recordings are kept; default: the local storage on root. */
+  storage?: RecordingStorage;
   hostKey: Buffer;
   /** Live view subscribers (the web UI). */
   hub?: LiveHub;
@@ -55,6 +60,8 @@ export type RecorderFactory = ((info: ChannelInfo, ctl: ChannelControl) => Promi
 };
 
 export function createRecorderFactory(deps: RecorderDeps): RecorderFactory {
+  // Live recordings are written where the storage spools them (the same directory unless one is given).
+  deps = { ...deps, root: deps.storage?.spool ?? deps.root, storage: deps.storage ?? createLocalStorage(deps.root) };
   const sign = signer(deps.hostKey);
   const indexer = new LiveIndexer(deps.config.recording.liveIndexEvery);
   // Recordings opened and not yet closed: a shutdown waits for them before it stops the writing thread.
@@ -89,8 +96,9 @@ export function createRecorderFactory(deps: RecorderDeps): RecorderFactory {
   });
 }
 
-async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: RecorderDeps, sign: (h: string) => string, indexer: LiveIndexer): Promise<ChannelObserver> {
+async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: RecorderDeps, sign: (h: string) => string, indexer: LiveIndexer): Promise<RecordingObserver> {
   const { config, store, clock } = deps;
+  const storage = deps.storage!;
   fs.mkdirSync(deps.root, { recursive: true, mode: 0o700 });
   if (freeBytes(deps.root) < config.recording.minFreeSpace) {
     throw new Error(`free space in ${deps.root} is under recording.minFreeSpace`);
@@ -157,6 +165,11 @@ async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: 
     onResize(cols, rows) {
       if (!transfer && !cut) emit(enc.resize(cols, rows));
     },
+    // Transfer channels only (their data is never recorded, so every marker is gatehouse's own):
+    // the file audit's content markers (recorder/filecontent.ts), chained with the recording.
+    mark(text: string) {
+      if (transfer) emit(enc.marker(text));
+    },
     onEnd(exit: ExitInfo) {
       if (!cut) emit(enc.finish(recordInput));
       if (transfer) emit(enc.marker(`transfer ended: ${exit.signal ? `signal ${exit.signal}` : `exit ${exit.code ?? '?'}`}, ${counts.in} bytes in, ${counts.out} bytes out`));
@@ -168,13 +181,15 @@ async function openChannelRecorder(ctx: ChannelInfo, ctl: ChannelControl, deps: 
       ctl.track((async () => {
         await live?.stop();
         const r = await closing;
-        if (!transfer && !r.error) await indexRecording(store, file, ctx.sessionId, ctx.channel).catch((err: unknown) => deps.log.warn({ err, session: ctx.sessionId }, 'indexing the recording failed'));
+        if (!transfer && !r.error) await indexRecording(store, storage, rel, ctx.sessionId, ctx.channel).catch((err: unknown) => deps.log.warn({ err, session: ctx.sessionId }, 'indexing the recording failed'));
         const rec = await store.recordings.close({
           sessionId: ctx.sessionId, channel: ctx.channel, state: r.error ? 'failed' : 'closed', truncated: cut, size: r.size, sha256: r.sha256,
         }, sign);
         await store.audit.append(draft('recording.closed', 'system', {
           session: ctx.sessionId, channel: ctx.channel, user, file: rel, state: rec.state, size: r.size, sha256: r.sha256, seq: rec.seq ?? 0,
         }));
+        // Row closed and chained: only now may the storage take it (S3: upload, then drop the spool copy).
+        storage.closed(rel);
       })().catch((err: unknown) => deps.log.error({ err, session: ctx.sessionId }, 'closing recording failed')));
     },
   };

@@ -14,8 +14,13 @@ export interface ReplayOptions {
 }
 
 export async function replayCast(file: string, o: ReplayOptions): Promise<{ events: number }> {
+  return replayCastData(fs.readFileSync(file), o);
+}
+
+/** The same from the recording's bytes (as RecordingStorage.read gives them). */
+export async function replayCastData(data: Buffer, o: ReplayOptions): Promise<{ events: number }> {
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const lines = data.toString('utf8').split('\n');
   let last = 0;
   let events = 0;
   for (const line of lines.slice(1)) {

@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { stripVTControlCharacters } from 'node:util';
 import type { Store } from '../store/types.js';
+import type { RecordingStorage } from './storage/types.js';
 
 /**
  * What a recording printed, made searchable: output events are concatenated per chunk of about a
@@ -39,16 +39,11 @@ const plain = (s: string) => stripVTControlCharacters(s).replace(/\r/g, '');
  * Index a closed recording: its exact text replaces whatever was indexed in steps while it was live
  * (a step may have cut an escape sequence or a word in two; the file has them whole).
  */
-export async function indexRecording(store: Store, file: string, sessionId: string, channel: number): Promise<void> {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(Math.min(fs.fstatSync(fd).size, MAX_INDEXED));
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    const text = buf.subarray(0, buf.lastIndexOf(0x0a, n - 1) + 1).toString('utf8');
-    await store.search.reindex(sessionId, channel, textChunks(text));
-  } finally {
-    fs.closeSync(fd);
-  }
+export async function indexRecording(store: Store, storage: RecordingStorage, rel: string, sessionId: string, channel: number): Promise<void> {
+  const buf = await storage.read(rel, MAX_INDEXED);
+  if (buf === null) throw new Error(`recording ${rel} is missing`);
+  const text = buf.subarray(0, buf.lastIndexOf(0x0a) + 1).toString('utf8');
+  await store.search.reindex(sessionId, channel, textChunks(text));
 }
 
 /**

@@ -1,11 +1,11 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Verifier } from '../audit/checkpoint.js';
 import { verifyCheckpoints, type WitnessReport } from '../audit/witnesscheck.js';
 import type { RecordingRecord, Store } from '../store/types.js';
 import { RECORDINGS_GENESIS, recordingChainHash } from './chain.js';
-import { fileDigest } from './file.js';
+import { contentChecks } from './filecontent.js';
+import { asStorage } from './storage/local.js';
+import type { RecordingStorage } from './storage/types.js';
 
 /**
  * What `gatehouse verify` says about each recording: intact, modified (bytes differ), truncated
@@ -37,7 +37,7 @@ export function hostKeyVerifier(hostKey: Buffer): Verifier {
   return (data, sig) => key.verify(data, sig) === true;
 }
 
-function checkFile(root: string, r: RecordingRecord, tombstones: Map<string, number>, due: (sessionId: string) => number | null): Verdict {
+async function checkFile(storage: RecordingStorage, r: RecordingRecord, tombstones: Map<string, number>, due: (sessionId: string) => number | null): Promise<Verdict> {
   if (r.state === 'open') return 'live';
   // Deleted by retention: green only with its audit event (hash-chained, witnessed), which names the
   // same hash the row keeps, written no earlier than the retention this bastion runs with allows
@@ -49,9 +49,9 @@ function checkFile(root: string, r: RecordingRecord, tombstones: Map<string, num
     const from = due(r.sessionId);
     return at !== undefined && from !== null && at >= from ? 'deleted' : 'missing';
   }
-  const file = path.join(root, r.path);
-  if (!fs.existsSync(file)) return 'missing';
-  const d = fileDigest(file);
+  // Read through the storage: the local file, or the object (its spool copy while not uploaded yet).
+  const d = await storage.digest(r.path);
+  if (d === null) return 'missing';
   if (r.size !== null && d.size < r.size && r.sha256 !== d.sha256) return 'truncated';
   return d.sha256 === r.sha256 && d.size === r.size ? 'intact' : 'modified';
 }
@@ -61,7 +61,7 @@ function checkFile(root: string, r: RecordingRecord, tombstones: Map<string, num
  * checkpoint kept in the database is checked instead (the web UI's per-session view).
  */
 export async function verifyRecordings(
-  store: Store, root: string, verify: Verifier, sessionId?: string,
+  store: Store, storage: RecordingStorage | string, verify: Verifier, sessionId?: string,
   opts: { witness?: WitnessReport; /** recording.retention (ms; null: kept for ever, so no deletion is policy). */ retention?: number | null } = {},
 ): Promise<RecordingsReport> {
   const all = await store.recordings.list();
@@ -94,10 +94,15 @@ export async function verifyRecordings(
     const s = await store.sessions.get(id);
     dueAt.set(id, retention === null || !s || s.endedAt === null ? null : s.endedAt + retention);
   }
-  const items = shown.map((r): RecordingCheck => {
-    const verdict = checkFile(root, r, tombstones, (id) => dueAt.get(id) ?? null);
-    return { sessionId: r.sessionId, channel: r.channel, file: r.path, state: r.state, verdict, ...(verdict === 'deleted' ? { deletedAt: r.deletedAt! } : {}) };
-  });
+  const where = asStorage(storage);
+  const items: RecordingCheck[] = [];
+  for (const r of shown) {
+    const verdict = await checkFile(where, r, tombstones, (id) => dueAt.get(id) ?? null);
+    items.push({ sessionId: r.sessionId, channel: r.channel, file: r.path, state: r.state, verdict, ...(verdict === 'deleted' ? { deletedAt: r.deletedAt! } : {}) });
+  }
+  // Stored file contents (recording.fileContent), each against its marker in an intact recording.
+  const intact = new Set(items.filter((i) => i.verdict === 'intact').map((i) => `${i.sessionId}-${i.channel}`));
+  items.push(...await contentChecks(where, shown, (r) => intact.has(`${r.sessionId}-${r.channel}`)));
   const filesOk = items.every((i) => i.verdict === 'intact' || i.verdict === 'live' || i.verdict === 'deleted');
   return { ok: filesOk && problems.length === 0, items, chain: { ok: problems.length === 0, rows: closed.length, problems } };
 }

@@ -35,6 +35,11 @@ export interface ChannelObserver {
   onEnd?(exit: ExitInfo, reason: 'target_closed' | 'client_closed'): void;
 }
 
+/** The recorder's observer: it can also write one marker line of gatehouse's own into the recording (the file audit's content markers). */
+export interface RecordingObserver extends ChannelObserver {
+  mark?(text: string): void;
+}
+
 /** What an observer may ask of the channel it watches. */
 export interface ChannelControl {
   /** End the channel now with one line for the operator (e.g. the recording failed). */

@@ -328,6 +328,22 @@ export function sessionStatus(s: { endedAt: number | null; endReason: string | n
   return 'ended';
 }
 
+/** A server process registered in the store (cluster/node.ts): its heartbeat says it is alive. */
+export interface NodeRecord {
+  name: string;
+  pid: number;
+  host: string;
+  startedAt: number;
+  heartbeatAt: number;
+  /** Where it listens (ssh, web), for people reading `nodes list`. */
+  addresses: string[];
+  /** Set when it stopped cleanly. */
+  stoppedAt: number | null;
+  /** Set when a surviving node closed its sessions after its heartbeat stopped: who, and when. */
+  reapedBy: string | null;
+  reapedAt: number | null;
+}
+
 /** Who made a change; written to the audit log and to grants' created_by. */
 export interface ChangeMeta {
   actor: string;
@@ -536,6 +552,33 @@ export interface Store {
     /** The row with this id, or null. */
     get(id: number): Promise<AuditRecord | null>;
   };
+  /** Server nodes and their heartbeats (several nodes or workers on one store). */
+  readonly nodes: {
+    /**
+     * Register `name` for this process, or throw a GatehouseError naming the holder when another
+     * process holds the name and its heartbeat is fresher than `staleMs`. A stale or stopped row is
+     * taken over.
+     */
+    claim(n: { name: string; pid: number; host: string; addresses: string[] }, staleMs: number): Promise<NodeRecord>;
+    /** Refresh the heartbeat; false when the row is no longer this process's (reaped, or claimed by another). */
+    heartbeat(name: string, pid: number, addresses?: string[]): Promise<boolean>;
+    /** Every node, by name. */
+    list(): Promise<NodeRecord[]>;
+    /** A clean stop: the row stays, marked stopped. */
+    leave(name: string, pid: number): Promise<void>;
+    /**
+     * Take over a node whose heartbeat is older than `before` (and not stopped, not yet reaped), in
+     * one atomic step: true for exactly one caller, which then closes its sessions.
+     */
+    reap(name: string, before: number, by: string): Promise<boolean>;
+  };
+  /** Fleet scans (src/fleet): the latest scan of each host, replaced by the next. */
+  readonly fleet: {
+    put(r: import('../fleet/facts.js').FleetScanRecord): Promise<void>;
+    get(host: string): Promise<import('../fleet/facts.js').FleetScanRecord | null>;
+    /** Every stored scan, by host name (rows of removed hosts included: callers join with hosts.list()). */
+    list(): Promise<import('../fleet/facts.js').FleetScanRecord[]>;
+  };
   readonly meta: {
     get(key: string): Promise<string | null>;
     set(key: string, value: string): Promise<void>;
@@ -545,5 +588,10 @@ export interface Store {
    * stores). Only while nothing else uses this store object: every call made meanwhile joins it.
    */
   batch<T>(fn: () => Promise<T>): Promise<T>;
-  close(): void;
+  /**
+   * A push on every policy-version bump and kill request, from any node or CLI (PostgreSQL:
+   * LISTEN/NOTIFY). Absent for SQLite, where polling is the only way. Returns an unsubscribe.
+   */
+  readonly changes?: { subscribe(fn: () => void): () => void };
+  close(): Promise<void>;
 }

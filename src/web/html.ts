@@ -25,7 +25,7 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): Html 
 export function page(title: string, user: { name: string; roles: string[]; csrf: string } | null, body: Html): string {
   const nav = user
     ? html`<nav>${user.roles.some((r) => r === 'auditor' || r === 'admin')
-      ? html`<a href="/sessions">Sessions</a> <a href="/sessions?status=live">Live</a> <a href="/audit">Audit log</a> <a href="/users">Users</a> <a href="/hosts">Hosts</a> <a href="/grants">Grants</a> <a href="/webauthn">Security keys</a> `
+      ? html`<a href="/sessions">Sessions</a> <a href="/sessions?status=live">Live</a> <a href="/audit">Audit log</a> <a href="/users">Users</a> <a href="/hosts">Hosts</a> <a href="/fleet">Fleet</a> <a href="/grants">Grants</a> <a href="/webauthn">Security keys</a> `
       : ''}<a href="/requests">Requests</a>
         <span class="me">${user.name} (${user.roles.join(', ')})</span>
         <form method="post" action="/logout" class="inline"><input type="hidden" name="_csrf" value="${user.csrf}"><button type="submit" id="logout">Log out</button></form></nav>`

@@ -1,19 +1,20 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { describe, draft, whereText, type AuditDraft } from '../audit/events.js';
 import { exportManifest } from '../recorder/manifest.js';
 import type { RecordingsReport } from '../recorder/verify.js';
+import type { RecordingStorage } from '../recorder/storage/types.js';
 import { isoTime } from '../shared/clock.js';
 import { formatDuration, parseIsoTime } from '../shared/units.js';
 import { MIN_SEARCH_CHARS, sessionStatus, type RecordingRecord, type SessionHit, type SessionQuery } from '../store/types.js';
 import { Html, html, page } from './html.js';
 import { badInput, DATE, digits, matching, oneOf, only, SESSION_ID, text, USER_NAME } from './input.js';
 import { filesSection } from './files.js';
+import { readFileContent } from '../recorder/filecontent.js';
 import { tar } from './tar.js';
 import type { WebDeps } from './server.js';
 
 interface PageDeps extends WebDeps {
+  recordings: RecordingStorage;
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
   verify: (sessionId: string) => Promise<RecordingsReport>;
 }
@@ -128,7 +129,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const extra = new Map(await Promise.all(rows.map(async (r) => {
       const [chs, recs] = await Promise.all([store.sessions.channels(r.id), store.recordings.list(r.id)]);
       const command = chs.map((c) => c.command ?? c.kind).join('; ');
-      return [r.id, { command, integrity: integrityOf(recs, deps.dataDir.paths.recordings) }] as const;
+      return [r.id, { command, integrity: await integrityOf(recs, deps.recordings) }] as const;
     })));
     const body = html`
       <form method="get" action="/sessions" class="filters">
@@ -140,14 +141,14 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         <button type="submit">Find</button></form>
       <p class="count">${found.exact ? '' : 'at least '}${total} session(s)${searchText && !searching ? ` (search needs at least ${MIN_SEARCH_CHARS} characters)` : ''}
         ${total > 0 ? html` · export <a href="${exportHref(q, 'csv')}" id="export-csv">CSV</a> <a href="${exportHref(q, 'json')}" id="export-json">JSON</a>` : ''}</p>
-      <table class="sessions"><thead><tr><th>Session</th><th>User</th><th>From</th><th>Target</th><th>Command</th><th>Started</th><th>Duration</th><th>Status</th><th>Recording</th></tr></thead><tbody>
+      <table class="sessions"><thead><tr><th>Session</th><th>User</th><th>From</th><th>Target</th><th>Command</th><th>Started</th><th>Duration</th><th>Status</th><th>Recording</th><th>Node</th></tr></thead><tbody>
       ${rows.map((s) => {
         const hit = hits.get(s.id);
         const href = `/sessions/${encodeURIComponent(s.id)}${hit ? momentQuery(hit) : ''}`;
         const x = extra.get(s.id);
         return html`<tr><td><a href="${href}">${s.id}</a></td><td>${s.user}</td><td>${s.sourceAddr}</td><td>${s.host ? `${s.login}@${s.host}` : '-'}</td>
-          <td><code>${(x?.command ?? '').slice(0, 80)}</code></td><td>${timeOf(s.startedAt)}</td><td>${formatDuration(wholeSeconds((s.endedAt ?? now) - s.startedAt))}</td><td class="status-${sessionStatus(s)}">${sessionStatus(s)}</td><td class="integrity-${x?.integrity ?? 'none'}">${x?.integrity ?? '-'}</td></tr>
-          ${hit?.line !== undefined ? html`<tr class="hit"><td colspan="9"><a class="moment" href="${href}">channel ${hit.channel} at ${formatDuration(Math.floor(hit.t) * 1000)}</a> ${highlighted(hit.line, hit.match ?? null)}</td></tr>` : ''}`;
+          <td><code>${(x?.command ?? '').slice(0, 80)}</code></td><td>${timeOf(s.startedAt)}</td><td>${formatDuration(wholeSeconds((s.endedAt ?? now) - s.startedAt))}</td><td class="status-${sessionStatus(s)}">${sessionStatus(s)}</td><td class="integrity-${x?.integrity ?? 'none'}">${x?.integrity ?? '-'}</td><td class="node">${s.node ?? '-'}</td></tr>
+          ${hit?.line !== undefined ? html`<tr class="hit"><td colspan="10"><a class="moment" href="${href}">channel ${hit.channel} at ${formatDuration(Math.floor(hit.t) * 1000)}</a> ${highlighted(hit.line, hit.match ?? null)}</td></tr>` : ''}`;
       })}
       </tbody></table>
       <p class="pager">${pageNo > 1 ? html`<a href="${pager(q, pageNo - 1)}">previous</a>` : ''} ${pageNo * PAGE_SIZE < total || (!found.exact && rows.length === PAGE_SIZE) ? html`<a href="${pager(q, pageNo + 1)}">next</a>` : ''}</p>`;
@@ -202,6 +203,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const viaRequest = s.grantId !== null ? await store.requests.byGrant(s.grantId) : null;
     const body = html`
       <dl class="meta"><dt>User</dt><dd>${s.user} from ${s.sourceAddr}</dd><dt>Target</dt><dd>${s.host ? `${s.login}@${s.host}` : '-'}</dd>
+        <dt>Node</dt><dd class="node">${s.node ?? '-'}</dd>
         <dt>Started</dt><dd>${timeOf(s.startedAt)}</dd><dt>Ended</dt><dd>${s.endedAt ? html`${timeOf(s.endedAt)} (${s.endReason})` : 'live'}</dd>
         <dt>Bytes</dt><dd>${s.bytesUp} up, ${s.bytesDown} down</dd>
         ${viaRequest ? html`<dt>Request</dt><dd id="via-request"><a href="/requests/${viaRequest.id}">#${viaRequest.id}</a>: ${viaRequest.reason} (approved by ${viaRequest.approvals.map((a) => a.by).join(', ')})</dd>` : ''}
@@ -211,7 +213,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
       ${channels.map((c) => html`<tr><td>${c.channel}</td><td>${c.kind}${c.pty ? ' (pty)' : ''}</td><td>${c.login}@${c.host}</td><td><code>${c.command ?? ''}</code></td>
         <td>${c.exitStatus ?? c.exitSignal ?? ''}</td><td>${recordings.some((r) => r.channel === c.channel) ? html`<a href="/sessions/${s.id}?channel=${c.channel}">replay</a> · <a href="/sessions/${s.id}/${c.channel}.cast">download .cast</a>` : '-'}</td></tr>`)}
       </tbody></table>
-      ${await filesSection(store, s.id)}
+      ${await filesSection(store, s.id, deps.recordings)}
       <h2>${live ? 'Live' : 'Replay'}</h2>
       ${rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}"></div>` : html`<p>No recording.</p>`}
       <p><a href="/sessions/${s.id}/export.tar">download the export bundle</a> (recordings + manifest with hashes and integrity) · <a href="/sessions/${s.id}/manifest.json">manifest only</a></p>
@@ -225,20 +227,30 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const s = await store.sessions.get(id);
     if (!s) return reply.code(404).send('not found');
     if (file === 'manifest.json' || file === 'export.tar') {
-      const { manifest, files } = await exportManifest(store, { recordings: deps.dataDir.paths.recordings, hostKey: deps.dataDir.hostKey, retention: deps.config.recording.retention }, s, actor(req), clock.now());
+      const { manifest, files } = await exportManifest(store, { recordings: deps.recordings, hostKey: deps.dataDir.hostKey, retention: deps.config.recording.retention }, s, actor(req), clock.now());
       if (file === 'manifest.json') return reply.header('content-disposition', `attachment; filename="${s.id}-manifest.json"`).send(manifest);
-      const entries = files.map((f) => ({ name: `${s.id}/${f.name}`, data: fs.readFileSync(f.full) }));
+      const entries = await Promise.all(files.map(async (f) => ({ name: `${s.id}/${f.name}`, data: await f.read() })));
       entries.push({ name: `${s.id}/manifest.json`, data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') });
       await store.audit.append(draft('recording.viewed', actor(req), { session: s.id, sessionUser: s.user, how: 'export' }));
       return reply.type('application/x-tar').header('content-disposition', `attachment; filename="${s.id}.tar"`).send(tar(entries, clock.now()));
     }
+    // A transferred file's stored content (recording.fileContent), by its number in the files list.
+    const fc = /^file-([1-9][0-9]{0,8})$/.exec(file);
+    if (fc) {
+      const f = (await store.files.list(s.id))[Number(fc[1]) - 1];
+      const got = f ? await readFileContent(deps.recordings, await store.recordings.list(s.id), f) : { error: 'no such file' };
+      if ('error' in got) return reply.code(404).type('text/plain').send(got.error);
+      await store.audit.append(draft('file.downloaded', actor(req), { session: s.id, sessionUser: s.user, channel: f!.channel, path: f!.path, sha256: f!.sha256, size: got.content.length, how: 'web' }));
+      return reply.type('application/octet-stream').header('cache-control', 'no-store').header('content-disposition', `attachment; filename="${s.id}-file-${fc[1]}"`).send(got.content);
+    }
     const m = /^(\d+)\.cast$/.exec(file);
     const rec = m ? (await store.recordings.list(s.id)).find((r) => r.channel === Number(m[1])) : undefined;
     if (!rec) return reply.code(404).send('not found');
-    const full = path.join(deps.dataDir.paths.recordings, rec.path);
-    if (!fs.existsSync(full)) return reply.code(404).send('not found');
+    // Through the storage: the local file, or the object in the bucket.
+    const body = await deps.recordings.stream(rec.path);
+    if (!body) return reply.code(404).send('not found');
     await store.audit.append(draft('recording.viewed', `web:${req.webUser!.name}`, { session: s.id, sessionUser: s.user, how: 'web' }));
-    return reply.type('application/x-asciicast').header('cache-control', 'no-store').send(fs.createReadStream(full));
+    return reply.type('application/x-asciicast').header('cache-control', 'no-store').send(body);
   });
 
   app.post('/sessions/:id/kill', change(S.kill), async (req, reply) => {
@@ -307,14 +319,14 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
 }
 
 /** A quick integrity state for a list: files present with the recorded size (the full check is on the session page). */
-function integrityOf(recs: RecordingRecord[], root: string): string {
+async function integrityOf(recs: RecordingRecord[], storage: RecordingStorage): Promise<string> {
   if (recs.length === 0) return 'none';
   for (const r of recs) {
     if (r.state === 'open') return 'live';
     if (r.state === 'failed') return 'failed';
-    const full = path.join(root, r.path);
-    if (!fs.existsSync(full)) return 'missing';
-    if (fs.statSync(full).size !== r.size) return 'modified';
+    const st = await storage.stat(r.path);
+    if (st === null) return 'missing';
+    if (st.size !== r.size) return 'modified';
   }
   return recs.some((r) => r.state === 'interrupted') ? 'interrupted' : 'ok';
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -17,6 +17,7 @@ import type { Config } from '../config/schema.js';
 import type { DataDir } from '../datadir/datadir.js';
 import type { LiveHub } from '../recorder/livehub.js';
 import { hostKeyVerifier, verifyRecordings } from '../recorder/verify.js';
+import { createRecordingStorage, type RecordingStorage } from '../recorder/storage/index.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { Store } from '../store/types.js';
@@ -25,6 +26,8 @@ import { registerLive } from './live.js';
 import { canView, credentialGeneration, csrfUserInfo, registerLogin, type PasswordVerifier } from './login.js';
 import { registerPages } from './pages.js';
 import { registerRequests } from './requests.js';
+import { registerFleet } from './fleet.js';
+import { fleetMetrics } from '../fleet/metrics.js';
 import { createWebauthn } from './webauthn.js';
 
 export { canView };
@@ -47,6 +50,8 @@ export interface WebDeps {
   metrics?: () => Promise<string[]>;
   /** The password check (tests spy on it); default: scrypt from auth/password. */
   verifyPassword?: PasswordVerifier;
+  /** Where recordings are read (the server's own, which also uploads); default: built from the config. */
+  recordings?: RecordingStorage;
 }
 
 export interface WebUser {
@@ -109,6 +114,7 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
     }
   };
   const https = tls ? { cert: readTls(tls.cert, 'cert'), key: readTls(tls.key, 'key') } : null;
+  const metricsToken = readMetricsToken(config);
   const app = Fastify({ logger: false, trustProxy: false, ajv: AJV_OPTIONS, frameworkErrors, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
   const secret = (purpose: string) => createHash('sha256').update(dataDir.masterKey).update(`gatehouse web ${purpose}`).digest('hex');
 
@@ -152,10 +158,13 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
   await app.register(fstatic, { root: path.dirname(require.resolve('asciinema-player/dist/bundle/asciinema-player.min.js')), prefix: '/vendor/', decorateReply: false, index: false });
   await app.register(fstatic, { root: path.join(ROOT, 'web'), prefix: '/static/', decorateReply: false, index: false });
 
-  // Health and metrics: no login, no names.
+  // Health and metrics: no login, no names (per-host gauges only behind web.metricsTokenEnv).
   const noQuery = { schema: { querystring: only() } };
   app.get('/healthz', noQuery, async () => ({ status: 'ok' }));
-  app.get('/metrics', noQuery, async (_req, reply) => {
+  app.get('/metrics', noQuery, async (req, reply) => {
+    if (metricsToken && !bearerIs(req.headers.authorization, metricsToken)) {
+      return reply.code(401).header('www-authenticate', 'Bearer').type('text/plain').send('a bearer token is required (web.metricsTokenEnv)\n');
+    }
     const [authFailures, recFailures, ended] = await Promise.all([
       store.audit.count('auth.failure'), store.audit.count('recording.failed'), store.sessions.bytesRelayed(),
     ]);
@@ -167,6 +176,7 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
       '# HELP gatehouse_bytes_relayed_total Bytes relayed in both directions.', '# TYPE gatehouse_bytes_relayed_total counter', `gatehouse_bytes_relayed_total ${bytes}`,
       '# HELP gatehouse_recording_failures_total Recordings that could not be opened or written.', '# TYPE gatehouse_recording_failures_total counter', `gatehouse_recording_failures_total ${recFailures}`,
       ...(deps.metrics ? await deps.metrics() : []),
+      ...(metricsToken ? await fleetMetrics(store) : []),
       '',
     ].join('\n');
   });
@@ -198,7 +208,29 @@ export async function createWebServer(deps: WebDeps): Promise<FastifyInstance> {
     return !!u && canView(u) && gen === (await credentialGeneration(store, name));
   };
   registerLive(app, { ...deps, authenticate, stillSignedIn });
-  await registerPages(app, { ...deps, authenticate, verify: async (id) => verifyRecordings(store, dataDir.paths.recordings, hostKeyVerifier(dataDir.hostKey), id, { retention: deps.config.recording.retention }) });
+  const recordings = deps.recordings ?? createRecordingStorage(deps.config, dataDir);
+  await registerPages(app, { ...deps, recordings, authenticate, verify: async (id) => verifyRecordings(store, recordings, hostKeyVerifier(dataDir.hostKey), id, { retention: deps.config.recording.retention }) });
   registerRequests(app, deps);
+  registerFleet(app, { store, authenticate });
   return app;
+}
+
+/** The /metrics bearer token from the environment variable config names; a missing one stops the start. */
+function readMetricsToken(config: Config): Buffer | null {
+  const name = config.web.metricsTokenEnv;
+  if (name === undefined) return null;
+  const v = process.env[name];
+  if (!v || v.length < 16) {
+    throw new GatehouseError('GH_CONFIG', `web.metricsTokenEnv: the environment variable ${name} must hold the /metrics bearer token (16 characters or more)`, {
+      hint: `export ${name}=$(openssl rand -hex 24) for the server and give the same token to Prometheus (authorization.credentials)`,
+    });
+  }
+  return createHash('sha256').update(v).digest();
+}
+
+function bearerIs(header: string | undefined, tokenDigest: Buffer): boolean {
+  const m = /^Bearer (\S+)$/i.exec(header ?? '');
+  if (!m) return false;
+  // Compared as digests: equal lengths for timingSafeEqual, and no early exit on the first byte.
+  return timingSafeEqual(createHash('sha256').update(m[1]!).digest(), tokenDigest);
 }

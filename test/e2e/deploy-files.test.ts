@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
 import { BIN, ROOT, tempDir } from '../helpers/cli.js';
 import { freePort, startProc, type Proc } from '../helpers/proc.js';
 
@@ -53,7 +54,7 @@ describe('deployment files', () => {
   it('the alert rules parse, and every metric they use is served on /metrics', () => {
     const rules = parse(read('config/prometheus/alerts.yml')) as { groups: { rules: { alert: string; expr: string }[] }[] };
     const all = rules.groups.flatMap((g) => g.rules);
-    expect(all.map((r) => r.alert).sort()).toEqual(['GatehouseAuthFailureBurst', 'GatehouseDiskFloor', 'GatehouseDiskLow', 'GatehouseDown', 'GatehouseLockouts', 'GatehouseRecordingFailures']);
+    expect(all.map((r) => r.alert).sort()).toEqual(['GatehouseAuthFailureBurst', 'GatehouseDiskFloor', 'GatehouseDiskLow', 'GatehouseDown', 'GatehouseLockouts', 'GatehouseRecordingFailures', 'GatehouseRecordingUploadsStuck']);
     expect(all.find((r) => r.alert === 'GatehouseDown')!.expr).toMatch(/^up\{job="gatehouse"\} == 0$/);
     const names = metricNames(all.map((r) => r.expr));
     expect(names.size).toBeGreaterThanOrEqual(5);
@@ -73,6 +74,40 @@ describe('deployment files', () => {
     const free = Number(/^gatehouse_recording_free_bytes (\d+)$/m.exec(metrics)![1]);
     expect(free).toBeGreaterThan(0);
     expect(metrics).toMatch(/^gatehouse_recording_min_free_bytes 104857600$/m);
+  });
+
+  it('the two-node compose file: PostgreSQL, an S3 store, two nodes with distinct names on one data volume, a TCP balancer', () => {
+    const dir = path.join(ROOT, 'config/compose');
+    const compose = parse(read('config/compose/compose.yaml'), { merge: true }) as {
+      services: Record<string, { image?: string; build?: string; command?: string[]; environment?: Record<string, string>; volumes?: string[]; configs?: { source: string }[]; stop_grace_period?: string; depends_on?: Record<string, unknown> }>;
+      configs: Record<string, { file: string }>;
+    };
+    const s = compose.services;
+    expect(s.postgres!.image).toMatch(/^postgres:/);
+    expect(s.s3!.image).toMatch(/minio/);
+    const nodes = ['gatehouse-a', 'gatehouse-b'].map((n) => s[n]!);
+    const names = new Set<string>();
+    for (const n of nodes) {
+      expect(n.build).toBe('../..');
+      expect(n.volumes).toContain('gatehouse-data:/data');
+      // Longer than shutdownGrace (30 s): the drain ends before compose kills the container.
+      expect(parseInt(n.stop_grace_period!, 10)).toBeGreaterThan(30);
+      // No secret in a URL or a file: the password and the S3 keys come from the environment.
+      expect(Object.keys(n.environment!)).toEqual(expect.arrayContaining(['PGPASSWORD', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']));
+      // Each node's config is a real gatehouse config: it loads through the same validation as serve.
+      const file = path.join(dir, compose.configs[n.configs![0]!.source]!.file);
+      const cfg = loadConfig({ config: file }, {});
+      expect(cfg.store).toMatch(/^postgres:\/\/gatehouse@postgres:5432\//);
+      expect(cfg.recording.storage?.s3?.endpoint).toBe('http://s3:9000');
+      expect(cfg.ssh.listen.port).toBe(2222);
+      names.add(cfg.node.name);
+    }
+    expect(names.size).toBe(2);
+    // The second node starts once the first is healthy, so the shared keys are created once.
+    expect(Object.keys(s['gatehouse-b']!.depends_on!)).toContain('gatehouse-a');
+    const haproxy = fs.readFileSync(path.join(dir, 'haproxy.cfg'), 'utf8');
+    expect(haproxy).toMatch(/^\s*mode tcp$/m);
+    for (const n of ['gatehouse-a:2222', 'gatehouse-b:2222', 'gatehouse-a:8080', 'gatehouse-b:8080']) expect(haproxy).toContain(n);
   });
 
   it('engines, the lockfile and the Dockerfile name the same maintained Node line', () => {

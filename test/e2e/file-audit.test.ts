@@ -148,7 +148,7 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
     expect(legacy.map((e) => [e.direction, e.size, e.sha256, e.user])).toEqual([['upload', 700_001, want, 'alice'], ['download', 700_001, want, 'alice']]);
   }, 300_000);
 
-  it('command mode: scp -O up and down, and rsync -a of a small tree (the rsync stream is counted and hashed)', async () => {
+  it('command mode: scp -O up and down, and rsync -a of a small tree (its file list read from the stream)', async () => {
     const wrapper = commandModeWrapper(alice);
     const src = path.join(files, 'cmd.bin');
     fs.writeFileSync(src, randomBytes(50_000));
@@ -172,7 +172,14 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
     const ch = events('session.channel').at(-1)!;
     expect(String(ch.command)).toMatch(/^rsync --server /);
     const shown = await ended(String(ch.session));
-    expect(shown).toMatchObject({ files: [] });
+    // rsync's file list, read from the sender's stream: names relative to the root, sizes, no hash.
+    expect(events('rsync.transfer').at(-1)).toMatchObject({ session: ch.session, channel: ch.channel, user: 'alice', host: 'target1', direction: 'upload', fileList: 'read', entries: 4 });
+    expect(events('rsync.file').filter((e) => e.session === ch.session).map((e) => [e.name, e.type, e.size, e.root])).toEqual([
+      ['one.txt', 'file', 4, `${remote}/tree/`], ['sub/two.bin', 'file', 10_000, `${remote}/tree/`],
+    ]);
+    expect(shown.files.map((f) => [f.protocol, f.direction, f.path, f.size, f.sha256])).toEqual([
+      ['rsync', 'upload', 'one.txt', 4, 'unavailable'], ['rsync', 'upload', 'sub/two.bin', 10_000, 'unavailable'],
+    ]);
     const row = ghJson<{ channels: { stdinBytes: number }[] }>(w.data, ['sessions', 'show', String(ch.session)]).channels[0]!;
     expect(row.stdinBytes).toBeGreaterThan(10_000);
   }, 300_000);
@@ -182,9 +189,22 @@ describe.runIf(haveOpenSsh())('file audit: sftp, scp and rsync, file by file; th
     const tree = path.join(files, 'tree2');
     fs.mkdirSync(path.join(tree, 'd'), { recursive: true });
     fs.writeFileSync(path.join(tree, 'd', 'f.bin'), randomBytes(20_000));
-    const push = await run(alice, 'rsync', ['-a', '-e', `ssh -F ${cfg}`, `${tree}/`, `target1:${remote}/tree2/`]);
+    fs.writeFileSync(path.join(tree, 'top.txt'), 'x'.repeat(70_000)); // several literal chunks, compressible
+    fs.symlinkSync('top.txt', path.join(tree, 'ln'));
+    const push = await run(alice, 'rsync', ['-az', '-e', `ssh -F ${cfg}`, `${tree}/`, `target1:${remote}/tree2/`]);
     expect(push.code, push.stderr).toBe(0);
     expect(sha256sum(`${remote}/tree2/d/f.bin`)).toBe(sha256sum(path.join(tree, 'd', 'f.bin')));
+    fs.appendFileSync(`${remote}/tree2/top.txt`, 'changed'); // the pull sends a delta with matches
+    const pull = await run(alice, 'rsync', ['-a', '-e', `ssh -F ${cfg}`, `target1:${remote}/tree2/`, `${tree}/`]);
+    expect(pull.code, pull.stderr).toBe(0);
+    const [up, down] = events('rsync.transfer').slice(-2);
+    expect([up, down].map((e) => [e!.user, e!.direction, e!.fileList, e!.entries])).toEqual([['alice', 'upload', 'read', 5], ['alice', 'download', 'read', 5]]);
+    for (const [ev, direction] of [[up!, 'upload'], [down!, 'download']] as const) {
+      const listed = events('rsync.file').filter((e) => e.session === ev.session).map((e) => [e.direction, e.name, e.type, e.size]);
+      expect(listed).toEqual(expect.arrayContaining([[direction, 'd/f.bin', 'file', 20_000], [direction, 'ln', 'symlink', 0]]));
+      expect(listed).toContainEqual([direction, 'top.txt', 'file', direction === 'upload' ? 70_000 : 70_007]);
+      expect(listed).toHaveLength(3);
+    }
   }, 240_000);
 
   it('sftp-read: downloads work; put, rename and rm are refused with permission denied and audited; the target is untouched', async () => {

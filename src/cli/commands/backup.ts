@@ -12,6 +12,10 @@ import { oneLine } from '../escape.js';
 import { readInput, readSecretLine } from '../io.js';
 import { commands as verifyCommands } from './verify.js';
 
+/** backup and restore carry a SQLite store; with PostgreSQL (config store) they would miss the state. */
+const postgresStore = (cmd: string) => invalid(`${cmd} works on the SQLite store; this configuration uses PostgreSQL (store)`,
+  'back up the database with pg_dump (restore with pg_restore), and the data directory\'s key files and recordings with it');
+
 /** The passphrase: the first line of --passphrase-file, else of standard input (asked without echo on a terminal). */
 async function passphrase(ctx: CommandContext, values: Values): Promise<Buffer> {
   const file = str(values, 'passphrase-file');
@@ -59,12 +63,17 @@ Check an archive with: gatehouse backup verify FILE. Restore with: gatehouse res
       const out = str(values, 'out');
       if (out === undefined) throw usageError('backup needs --out FILE');
       const config = ctx.config();
+      // The archive holds the SQLite file: a PostgreSQL store is the database's to back up.
+      if (config.store !== 'sqlite') throw postgresStore('backup');
       const paths = dataPaths(config.dataDir);
       const pass = await passphrase(ctx, values);
       const configFile = str(values, 'config') ?? (process.env.GATEHOUSE_CONFIG || undefined);
+      // With object storage the recordings are in the bucket: they are kept by its versioning (and
+      // replication), not copied into every backup; only the node's spool is local.
+      const s3 = config.recording.storage?.s3;
       const r = await createBackup({
         paths, witness: witnessPath(config, { paths }), configFile, out, passphrase: pass,
-        recordings: values['no-recordings'] !== true, now: ctx.clock.now(), version: VERSION,
+        recordings: values['no-recordings'] !== true && !s3, now: ctx.clock.now(), version: VERSION,
       });
       pass.fill(0);
       const { store } = await ctx.open();
@@ -74,6 +83,7 @@ Check an archive with: gatehouse backup verify FILE. Restore with: gatehouse res
         text: [
           `wrote ${path.resolve(out)} (${r.bytes} bytes, ${r.manifest.files.length} files, ${r.manifest.database.auditEvents} audit events)`,
           ...(r.missing.length ? [`note: ${r.missing.length} recording file(s) were already missing (gatehouse verify says why)`] : []),
+          ...(s3 ? [`note: recordings are in object storage (${oneLine(`s3://${s3.bucket}/${s3.prefix}`)}) and are NOT in this backup: keep them with the bucket's versioning (and replication); recordings not uploaded yet stay in ${oneLine(paths.recordings)} until they are`] : []),
           'keep the passphrase apart from the archive: without it nothing can be restored',
         ].join('\n'),
       };
@@ -96,6 +106,7 @@ Check an archive with: gatehouse backup verify FILE. Restore with: gatehouse res
     options: passphraseOption, positionals: { min: 1, max: 1 },
     async handler(ctx, values, [file]) {
       if (str(values, 'data') === undefined) throw usageError('restore needs --data DIR (a new, empty directory)');
+      if (ctx.config().store !== 'sqlite') throw postgresStore('restore');
       const dir = ctx.config().dataDir;
       const pass = await passphrase(ctx, values);
       const s = await restoreArchive(file!, pass, dir);

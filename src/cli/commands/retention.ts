@@ -1,4 +1,5 @@
 import { sweepRetention } from '../../ops/retention.js';
+import { createRecordingStorage } from '../../recorder/storage/index.js';
 import { formatDuration } from '../../shared/units.js';
 import { silentLogger } from '../../shared/logger.js';
 import { usageError } from '../../shared/errors.js';
@@ -44,7 +45,7 @@ export const commands: Command[] = [
       const { store, config, dataDir } = await ctx.open();
       const retention = config.recording.retention;
       if (retention === null) return { json: { deleted: 0, retention: null }, text: 'recording.retention is "forever": nothing to delete' };
-      const r = await sweepRetention({ store, root: dataDir.paths.recordings, clock: ctx.clock, log: silentLogger(), retention, actor: ctx.actor });
+      const r = await sweepRetention({ store, root: createRecordingStorage(config, dataDir), clock: ctx.clock, log: silentLogger(), retention, actor: ctx.actor });
       return { json: { ...r, retention: formatDuration(retention) }, text: `deleted ${r.deleted} recording(s) older than ${formatDuration(retention)} (held sessions kept)` };
     },
   },

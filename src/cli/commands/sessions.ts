@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { draft } from '../../audit/events.js';
-import { replayCast } from '../../recorder/replay.js';
+import { replayCastData } from '../../recorder/replay.js';
+import { createRecordingStorage } from '../../recorder/storage/index.js';
 import { exportManifest, fileJson, sessionJson } from '../../recorder/manifest.js';
 import { isoTime } from '../../shared/clock.js';
 import { GatehouseError, notFound, usageError } from '../../shared/errors.js';
@@ -42,11 +43,12 @@ export const commands: Command[] = [
         ...(file !== undefined ? { file } : {}),
       });
       return {
-        json: rows.map(sessionJson),
+        // The node that runs (ran) each session: with several nodes or workers, where a kill is carried out.
+        json: rows.map((s) => ({ ...sessionJson(s), node: s.node })),
         text: rows.length === 0 ? 'no sessions match'
-          : table(['ID', 'USER', 'TARGET', 'FROM', 'STARTED', 'ENDED'], rows.map((s) => [
+          : table(['ID', 'USER', 'TARGET', 'FROM', 'STARTED', 'ENDED', 'NODE'], rows.map((s) => [
             s.id, s.user, s.host ? `${s.login}@${s.host}` : '-', s.sourceAddr, isoTime(s.startedAt),
-            s.endedAt === null ? 'live' : `${isoTime(s.endedAt)}${s.endReason ? ` (${s.endReason})` : ''}`,
+            s.endedAt === null ? 'live' : `${isoTime(s.endedAt)}${s.endReason ? ` (${s.endReason})` : ''}`, s.node ?? '-',
           ])),
       };
     },
@@ -132,16 +134,17 @@ Each row names where the text first appears: CHANNEL@SECONDS (gatehouse sessions
     async handler(ctx, values, [id]) {
       const speed = Number(str(values, 'speed') ?? '1');
       if (!(speed > 0)) throw usageError(`--speed: "${str(values, 'speed')}" is not a positive number`);
-      const { store, dataDir } = await ctx.open();
+      const { store, dataDir, config } = await ctx.open();
+      const storage = createRecordingStorage(config, dataDir);
       const s = await mustGetSession(store, id!);
       const channel = str(values, 'channel');
       const recs = (await store.recordings.list(s.id)).filter((r) => channel === undefined || String(r.channel) === channel);
       if (recs.length === 0) throw notFound(`session ${s.id} has no recording${channel === undefined ? '' : ` for channel ${channel}`}`);
       await store.audit.append(draft('recording.viewed', ctx.actor, { session: s.id, sessionUser: s.user, how: 'play' }));
       for (const r of recs.sort((a, b) => a.channel - b.channel)) {
-        const file = path.join(dataDir.paths.recordings, r.path);
-        if (!fs.existsSync(file)) throw new GatehouseError('GH_NOT_FOUND', `recording file ${r.path} is missing`, { hint: 'gatehouse verify reports what happened to it' });
-        await replayCast(file, { speed, idleCap: 2, write: (t) => ctx.stdout.write(t), showMarkers: values.markers === true });
+        const data = await storage.read(r.path);
+        if (data === null) throw new GatehouseError('GH_NOT_FOUND', `recording file ${r.path} is missing`, { hint: 'gatehouse verify reports what happened to it' });
+        await replayCastData(data, { speed, idleCap: 2, write: (t) => ctx.stdout.write(t), showMarkers: values.markers === true });
       }
       return {};
     },
@@ -154,11 +157,10 @@ Each row names where the text first appears: CHANNEL@SECONDS (gatehouse sessions
       if (out === undefined) throw usageError('sessions export needs --out DIR');
       const { store, dataDir, config } = await ctx.open();
       const s = await mustGetSession(store, id!);
-      const { manifest, files } = await exportManifest(store, { recordings: dataDir.paths.recordings, hostKey: dataDir.hostKey, retention: config.recording.retention }, s, ctx.actor, ctx.clock.now());
+      const { manifest, files } = await exportManifest(store, { recordings: createRecordingStorage(config, dataDir), hostKey: dataDir.hostKey, retention: config.recording.retention }, s, ctx.actor, ctx.clock.now());
       fs.mkdirSync(out, { recursive: true, mode: 0o700 });
       for (const f of files) {
-        fs.copyFileSync(f.full, path.join(out, f.name), fs.constants.COPYFILE_EXCL);
-        fs.chmodSync(path.join(out, f.name), 0o600);
+        fs.writeFileSync(path.join(out, f.name), await f.read(), { mode: 0o600, flag: 'wx' });
       }
       fs.writeFileSync(path.join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
       await store.audit.append(draft('recording.viewed', ctx.actor, { session: s.id, sessionUser: s.user, how: 'export' }));

@@ -1,6 +1,7 @@
 import { verifyCheckpoints, type WitnessReport } from '../../audit/witnesscheck.js';
 import { witnessPath } from '../../audit/witness.js';
 import { hostKeyVerifier, verifyRecordings, type RecordingCheck } from '../../recorder/verify.js';
+import { createRecordingStorage } from '../../recorder/storage/index.js';
 import path from 'node:path';
 import { notFound } from '../../shared/errors.js';
 import { oneLine } from '../escape.js';
@@ -38,7 +39,9 @@ export const commands: Command[] = [
       }
       const verifier = hostKeyVerifier(dataDir.hostKey);
       const witness = await verifyCheckpoints(store, verifier, witnessPath(config, dataDir));
-      const rec = await verifyRecordings(store, dataDir.paths.recordings, verifier, sessionId, { witness, retention: config.recording.retention });
+      // Recordings are read where they are kept: the data directory, or the bucket (recording.storage.s3).
+      const storage = createRecordingStorage(config, dataDir);
+      const rec = await verifyRecordings(store, storage, verifier, sessionId, { witness, retention: config.recording.retention }).finally(() => storage.stop(0));
       const rel = witness.file === null ? null : path.relative(path.resolve(config.dataDir), path.resolve(witness.file));
       const insideDataDir = rel !== null && rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
       const audit = await store.audit.verify();

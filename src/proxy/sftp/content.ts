@@ -27,6 +27,8 @@ export class ContentHash {
   private broken: string | null = null;
   /** Every byte that passed, contiguous or not. */
   bytes = 0;
+  /** Sees the content in order, exactly the bytes hashed (content capture). */
+  tap: ((data: Buffer) => void) | null = null;
 
   constructor(private readonly maxHeld = MAX_HELD_BYTES, private readonly budget = new HeldBudget()) {}
 
@@ -36,6 +38,7 @@ export class ContentHash {
     if (this.broken || data.length === 0) return;
     if (offset === this.end) {
       this.hash.update(data);
+      this.tap?.(data);
       this.end += data.length;
       this.drain();
     } else if (offset < this.end) {
@@ -57,6 +60,7 @@ export class ContentHash {
       this.heldBytes -= next.length;
       this.budget.used -= next.length;
       this.hash.update(next);
+      this.tap?.(next);
       this.end += next.length;
     }
     // A held piece that now overlaps the hashed part can never fit.

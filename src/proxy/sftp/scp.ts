@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import path from 'node:path/posix';
 import { plainArgv, scpMode } from '../transfer.js';
+import type { Capture } from './tracker.js';
 import { MAX_PATH, WireError } from './wire.js';
 
 /**
@@ -21,6 +22,8 @@ export interface ScpFile {
   size: number;
   bytes: number;
   sha256: string;
+  /** With content capture on: what became of the file's content (recorder/filecontent.ts). */
+  content?: string;
 }
 
 const MAX_LINE = MAX_PATH + 64;
@@ -48,9 +51,9 @@ export class ScpParser {
   private line: Buffer[] = [];
   private lineLen = 0;
   private dirs: string[] = [];
-  private file: { path: string; name: string; mode: string; size: number; left: number; hash: Hash } | null = null;
+  private file: { path: string; name: string; mode: string; size: number; left: number; hash: Hash; capture: Capture | null } | null = null;
 
-  constructor(private readonly cmd: ScpCommand, private readonly emit: (f: ScpFile) => void) {}
+  constructor(private readonly cmd: ScpCommand, private readonly emit: (f: ScpFile) => void, private readonly capture: (() => Capture) | null = null) {}
 
   /** Bytes from the sending side. Throws WireError on a malformed record. */
   push(chunk: Buffer): void {
@@ -60,6 +63,7 @@ export class ScpParser {
         const f = this.file!;
         const take = Math.min(f.left, data.length);
         f.hash.update(data.subarray(0, take));
+        f.capture?.write(data.subarray(0, take));
         f.left -= take;
         data = data.subarray(take);
         if (f.left === 0) this.state = 'status';
@@ -103,7 +107,7 @@ export class ScpParser {
         this.dirs.push(full);
         return;
       }
-      this.file = { path: full, name: name!, mode: mode!, size, left: size, hash: createHash('sha256') };
+      this.file = { path: full, name: name!, mode: mode!, size, left: size, hash: createHash('sha256'), capture: this.capture ? this.capture() : null };
       this.state = size === 0 ? 'status' : 'data';
     } else if (kind === 'E') {
       this.dirs.pop();
@@ -125,6 +129,14 @@ export class ScpParser {
     if (!f) return;
     this.file = null;
     const bytes = f.size - f.left;
-    this.emit({ direction: this.cmd.direction, path: f.path, name: f.name, mode: f.mode, size: f.size, bytes, sha256: ok && f.left === 0 ? f.hash.digest('hex') : 'partial' });
+    const sha256 = ok && f.left === 0 ? f.hash.digest('hex') : 'partial';
+    const content = f.capture?.finish({ direction: this.cmd.direction, path: f.path, size: bytes, sha256 });
+    this.emit({ direction: this.cmd.direction, path: f.path, name: f.name, mode: f.mode, size: f.size, bytes, sha256, ...(content !== undefined ? { content } : {}) });
+  }
+
+  /** The stream was ended as malformed: a file's captured content is dropped. */
+  discard(): void {
+    this.file?.capture?.abort();
+    this.file = null;
   }
 }

@@ -18,6 +18,8 @@ export type SftpEvent =
   | {
       type: 'close'; path: string; flags: string[]; direction: Direction; bytesRead: number; bytesWritten: number;
       size: number; sha256: string; partialReason?: string; unclosed?: boolean;
+      /** With content capture on: what became of the file's content (recorder/filecontent.ts). */
+      content?: string;
     }
   | { type: 'rename'; path: string; to: string; ok: boolean; error?: string }
   | { type: 'remove' | 'mkdir' | 'rmdir' | 'setstat'; path: string; ok: boolean; error?: string }
@@ -25,6 +27,13 @@ export type SftpEvent =
   | { type: 'denied'; op: string; path: string };
 
 export type Direction = 'upload' | 'download' | 'both' | 'none';
+
+/** Content capture of one file (recorder/filecontent.ts): the content in order, then the result. */
+export interface Capture {
+  write(data: Buffer): void;
+  finish(f: { direction: string; path: string; size: number; sha256: string }): string;
+  abort(): void;
+}
 
 export const PARTIAL = 'partial';
 export const MAX_PENDING = 4096;
@@ -53,6 +62,8 @@ interface FileState {
   partial: string | null;
   /** The size set through the handle, when it was exactly the end of the content written. */
   sizeSet: number | null;
+  /** Content capture of what was read and of what was written (created on the first byte). */
+  captures: { read: Capture | null; write: Capture | null } | null;
 }
 
 type Req =
@@ -83,7 +94,7 @@ export class SftpTracker {
   private readonly realpaths = new Map<string, string>();
   private cwd: string | null = null;
 
-  constructor(private readonly emit: (ev: SftpEvent) => void, private readonly readOnly = false) {}
+  constructor(private readonly emit: (ev: SftpEvent) => void, private readonly readOnly = false, private readonly capture: (() => Capture) | null = null) {}
 
   /** One request from the operator. Throws WireError on a malformed or over-limit request. */
   client(pkt: Buffer): ClientVerdict {
@@ -191,7 +202,8 @@ export class SftpTracker {
       }
       default:
         if (this.readOnly) return deny(`type ${type}`, '');
-        req = { op: 'other' };
+        // Not a v3 request: nothing to audit it as, and OpenSSH's client never sends one.
+        throw new WireError(`unknown SFTP request type ${type}`);
     }
     this.track(id, req);
     return FORWARD;
@@ -217,7 +229,15 @@ export class SftpTracker {
         if (req.op !== 'open' && req.op !== 'opendir') return;
         if (this.handles.size >= MAX_HANDLES) throw new WireError(`more than ${MAX_HANDLES} open handles`);
         if (req.op === 'opendir') { this.handles.set(h, 'dir'); return; }
-        this.handles.set(h, { path: req.path, pflags: req.pflags, read: new ContentHash(MAX_HELD_BYTES, this.held), write: new ContentHash(MAX_HELD_BYTES, this.held), eofAt: null, pendingWrites: 0, partial: null, sizeSet: null });
+        const f: FileState = { path: req.path, pflags: req.pflags, read: new ContentHash(MAX_HELD_BYTES, this.held), write: new ContentHash(MAX_HELD_BYTES, this.held), eofAt: null, pendingWrites: 0, partial: null, sizeSet: null, captures: null };
+        if (this.capture) {
+          const captures: { read: Capture | null; write: Capture | null } = { read: null, write: null };
+          f.captures = captures;
+          const newCapture = this.capture;
+          f.read.tap = (d) => (captures.read ??= newCapture()).write(d);
+          f.write.tap = (d) => (captures.write ??= newCapture()).write(d);
+        }
+        this.handles.set(h, f);
         this.emit({ type: 'open', path: req.path, flags: flagNames(req.pflags) });
         return;
       }
@@ -241,6 +261,11 @@ export class SftpTracker {
         // ATTRS, EXTENDED_REPLY: nothing to follow. A reply of the wrong kind to a write breaks its hash.
         if (req.op === 'write') { req.file.pendingWrites--; req.file.partial = 'unexpected reply to a write'; }
     }
+  }
+
+  /** The stream was ended as malformed: captured content of files still open is dropped. */
+  discard(): void {
+    for (const f of this.handles.values()) if (f !== 'dir' && f.captures) { f.captures.read?.abort(); f.captures.write?.abort(); }
   }
 
   /** The channel ended: files still open are reported as they stand. */
@@ -297,9 +322,21 @@ export class SftpTracker {
       why ??= direction === 'both' ? 'read and written' : 'no content moved';
     }
     const size = direction === 'upload' ? f.write.contiguous : f.read.contiguous;
+    let content: string | undefined;
+    if (f.captures) f.read.tap = f.write.tap = null;
+    if (f.captures && direction === 'none') { f.captures.read?.abort(); f.captures.write?.abort(); }
+    else if (f.captures) {
+      const { read: r, write: w } = f.captures;
+      const kept = direction === 'upload' ? w : direction === 'download' ? r : null;
+      for (const c of [r, w]) if (c && c !== kept) c.abort();
+      content = kept ? kept.finish({ direction, path: f.path, size, sha256: hash ?? PARTIAL })
+        // An empty file moved whole: its (empty) content is stored too.
+        : (direction === 'upload' || direction === 'download') && hash !== null && size === 0 ? this.capture!().finish({ direction, path: f.path, size, sha256: hash }) : 'not whole';
+    }
     this.emit({
       type: 'close', path: f.path, flags: flagNames(f.pflags), direction, bytesRead: f.read.bytes, bytesWritten: f.write.bytes,
       size, sha256: hash ?? PARTIAL, ...(hash === null && why ? { partialReason: why } : {}), ...(unclosed ? { unclosed } : {}),
+      ...(content !== undefined ? { content } : {}),
     });
   }
 

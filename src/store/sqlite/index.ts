@@ -9,6 +9,8 @@ import { hostsTable } from './hosts.js';
 import { keysTable } from './keys.js';
 import { lockoutTable } from './lockout.js';
 import { metaTable } from './meta.js';
+import { fleetTable } from './fleet.js';
+import { nodesTable } from './nodes.js';
 import { killsTable, policyTable } from './policy.js';
 import { recordingsTable } from './recordings.js';
 import { retentionTable } from './retention.js';
@@ -43,6 +45,8 @@ export function createSqliteStore(file: string, clock: Clock, opts: { search?: S
     webauthn: webauthnTable(ctx),
     audit: auditTable(ctx),
     meta: metaTable(ctx),
+    fleet: fleetTable(ctx),
+    nodes: nodesTable(ctx),
     async batch(fn) {
       db.exec('BEGIN IMMEDIATE');
       try {
@@ -54,6 +58,6 @@ export function createSqliteStore(file: string, clock: Clock, opts: { search?: S
         throw err;
       }
     },
-    close: () => db.close(),
+    close() { db.close(); return Promise.resolve(); },
   };
 }

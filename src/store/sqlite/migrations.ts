@@ -371,4 +371,31 @@ ${bumpPolicyVersion('user_roles')}\
   ) STRICT;
   CREATE INDEX webauthn_credentials_user ON webauthn_credentials(user_id);
   `,
+  // Server nodes (several nodes or workers on one store, cluster/node.ts): a name per process and its
+  // heartbeat; a surviving node reaps (closes the sessions of) one whose heartbeat stopped.
+  `
+  CREATE TABLE nodes (
+    name         TEXT PRIMARY KEY,
+    pid          INTEGER NOT NULL,
+    host         TEXT NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    addresses    TEXT NOT NULL DEFAULT '[]',
+    stopped_at   INTEGER,
+    reaped_by    TEXT,
+    reaped_at    INTEGER
+  ) STRICT;
+  `,
+  // Fleet scans (src/fleet): each host's latest scan, its facts as JSON (fleet/facts.ts).
+  `
+  CREATE TABLE fleet_scans (
+    host_name   TEXT PRIMARY KEY,
+    scanned_at  INTEGER NOT NULL,
+    reachable   INTEGER NOT NULL CHECK (reachable IN (0, 1)),
+    error       TEXT,
+    session_id  TEXT,
+    duration_ms INTEGER NOT NULL,
+    facts       TEXT
+  ) STRICT;
+  `,
 ];

@@ -26,10 +26,11 @@ describe('config', () => {
   it('has every documented key with its default', () => {
     const c = loadConfig({}, {});
     expect(c.dataDir).toBe(path.resolve('./data'));
+    expect(c.store).toBe('sqlite');
     expect(c.ssh).toEqual({ listen: { host: '0.0.0.0', port: 2222 }, loginGraceTime: 30_000, maxStartups: 100, perSourceMaxStartups: 10 });
     expect(c.web).toEqual({ listen: { host: '127.0.0.1', port: 8080 } });
     expect(c.auth).toEqual({ mfaGrace: 0, maxPendingMfa: 3, securityKeys: 'second-factor', lockout: { failures: 5, window: 600_000, duration: 900_000 } });
-    expect(c.recording).toEqual({ input: false, required: true, execOutputLimit: 64 * 1024 * 1024, minFreeSpace: 100 * 1024 * 1024, liveIndexEvery: 2000, retention: null });
+    expect(c.recording).toEqual({ input: false, required: true, execOutputLimit: 64 * 1024 * 1024, minFreeSpace: 100 * 1024 * 1024, liveIndexEvery: 2000, retention: null, fileContent: { maxBytes: 0 } });
     expect(c.shutdownGrace).toBe(30_000);
     expect(c.log.format).toBe('auto');
     expect(c.sessions).toEqual({ idleTimeout: 1_800_000, maxDuration: 43_200_000, maxPerUser: 10 });

@@ -21,6 +21,9 @@ function dataDirWithFiles(): ReturnType<typeof dataPaths> {
   fs.writeFileSync(path.join(paths.targetKeys, '1'), 'target key\n', { mode: 0o600 });
   // Never copied as files: the live journals, the lock, leftovers, dot files, symlinks.
   for (const f of ['gatehouse.db-wal', 'gatehouse.db-shm', 'serve.lock', 'x.tmp', '.hidden']) fs.writeFileSync(path.join(paths.dir, f), 'no');
+  // The per-node serve locks (cluster/lock.ts).
+  fs.mkdirSync(path.join(paths.dir, 'locks'), { mode: 0o700 });
+  fs.writeFileSync(path.join(paths.dir, 'locks', 'node-a.serve.lock'), 'no');
   fs.symlinkSync('/etc/passwd', path.join(paths.dir, 'link'));
   return paths;
 }

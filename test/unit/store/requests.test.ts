@@ -5,14 +5,15 @@ import { migrate } from '../../../src/store/sqlite/db.js';
 import { MIGRATIONS } from '../../../src/store/sqlite/migrations.js';
 import { tempDir } from '../../helpers/cli.js';
 import type { Store } from '../../../src/store/types.js';
-import { admin, tempStore, T0 } from '../../helpers/store.js';
+import { admin, T0 } from '../../helpers/store.js';
+import { forEachBackend, type MakeStore } from './backends.js';
 
 const HOUR = 3_600_000;
 let opened: Store | null = null;
-afterEach(() => { opened?.close(); opened = null; });
+afterEach(async () => { await opened?.close(); opened = null; });
 
-async function world() {
-  const t = tempStore();
+async function world(make: MakeStore) {
+  const t = await make();
   opened = t.store;
   const { store } = t;
   await store.users.add('bob', ['operator'], admin);
@@ -24,9 +25,9 @@ const req = (over: Partial<{ login: string; expiresAt: number }> = {}) => ({
   user: 'bob', login: over.login ?? 'root', target: { kind: 'host' as const, name: 'web1' }, reason: 'incident', durationMs: HOUR, expiresAt: over.expiresAt ?? T0 + HOUR,
 });
 
-describe('access requests in the store', () => {
+forEachBackend('access requests in the store', (make) => {
   it('the same request twice is one request; the per-user limit counts pending ones', async () => {
-    const { store } = await world();
+    const { store } = await world(make);
     const a = await store.requests.create(req(), { maxOpen: 2 });
     const again = await store.requests.create(req(), { maxOpen: 2 });
     expect(a.created).toBe(true);
@@ -37,7 +38,7 @@ describe('access requests in the store', () => {
   });
 
   it('approval makes a grant (source request:ID, until = approval + duration) through grant add; revoke removes it', async () => {
-    const { store, clock } = await world();
+    const { store, clock } = await world(make);
     const { request } = await store.requests.create(req(), { maxOpen: 3 });
     clock.advance(60_000);
     const approved = await store.requests.decide(request.id, { kind: 'approve', by: 'carol', reason: 'go', durationMs: 20_000 }, { approvals: 1 });
@@ -55,7 +56,7 @@ describe('access requests in the store', () => {
   });
 
   it('an admin removing the grant a request made revokes the request with it, in the same change', async () => {
-    const { store } = await world();
+    const { store } = await world(make);
     const { request } = await store.requests.create(req(), { maxOpen: 3 });
     const approved = await store.requests.decide(request.id, { kind: 'approve', by: 'carol', reason: 'go' }, { approvals: 1 });
     await store.grants.remove(approved.grantId!, { actor: 'cli:root' });
@@ -71,7 +72,7 @@ describe('access requests in the store', () => {
   });
 
   it('a refusal changes nothing; a request past its time is expired (audited) instead of approved', async () => {
-    const { store, clock } = await world();
+    const { store, clock } = await world(make);
     const { request } = await store.requests.create(req(), { maxOpen: 3 });
     await expect(store.requests.decide(request.id, { kind: 'approve', by: 'bob', reason: '' }, { approvals: 1 })).rejects.toThrow(/own request/);
     expect((await store.requests.get(request.id))!.state).toBe('pending');
@@ -84,7 +85,7 @@ describe('access requests in the store', () => {
   });
 
   it('expireDue sweeps every pending request past its time, once', async () => {
-    const { store, clock } = await world();
+    const { store, clock } = await world(make);
     await store.requests.create(req({ expiresAt: T0 + 1000 }), { maxOpen: 3 });
     await store.requests.create(req({ login: 'deploy', expiresAt: T0 + 5000 }), { maxOpen: 3 });
     clock.advance(2000);

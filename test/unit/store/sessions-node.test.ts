@@ -1,20 +1,17 @@
 import os from 'node:os';
-import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
-import { tempStore } from '../../helpers/store.js';
+import { expect, it } from 'vitest';
+import { forEachBackend } from './backends.js';
 
-describe('sessions belong to a node', () => {
+forEachBackend('sessions belong to a node', (make) => {
   it('start-up recovery closes only this node\'s sessions (and those from before nodes were named)', async () => {
-    const { store, file } = tempStore();
+    const { store, sql } = await make();
     const open = (id: string, node?: string) => store.sessions.open({ id, user: 'alice', keyFingerprint: 'k', sourceAddr: '10.0.0.1', mode: 'command', ...(node ? { node } : {}) });
     await open('mine-default');
     await open('mine-named', 'node-a');
     await open('theirs', 'node-b');
     await open('legacy');
     for (const id of ['mine-named', 'theirs']) await store.sessions.openChannel({ sessionId: id, channel: 0, kind: 'exec', command: 'true', pty: false, host: 'web1', login: 'deploy' });
-    const raw = new Database(file);
-    raw.prepare("UPDATE sessions SET node = NULL WHERE id = 'legacy'").run();
-    raw.close();
+    await sql("UPDATE sessions SET node = NULL WHERE id = 'legacy'");
     expect((await store.sessions.get('mine-default'))!.node).toBe(os.hostname());
 
     expect((await store.sessions.closeInterrupted('node-a')).sort()).toEqual(['legacy', 'mine-named']);
@@ -27,6 +24,6 @@ describe('sessions belong to a node', () => {
     // Without a node: this machine's host name.
     expect(await store.sessions.closeInterrupted()).toEqual(['mine-default']);
     expect((await store.sessions.get('theirs'))!.endedAt).toBeNull();
-    store.close();
+    await store.close();
   });
 });

@@ -7,7 +7,7 @@ import { createSqliteStore } from '../../../src/store/sqlite/index.js';
 import { MIGRATIONS } from '../../../src/store/sqlite/migrations.js';
 import { sessionStatus } from '../../../src/store/types.js';
 import { tempDir } from '../../helpers/cli.js';
-import { tempStore } from '../../helpers/store.js';
+import { forEachBackend } from './backends.js';
 
 /** End reasons the server writes, and edge cases of the prefix rules. */
 const REASONS = [
@@ -70,8 +70,11 @@ describe('sessions.status: a stored column', () => {
     store.close();
   });
 
+});
+
+forEachBackend('sessions.status: a stored column, kept by the store', (make) => {
   it('close and closeInterrupted keep it up to date', async () => {
-    const { store, file } = tempStore();
+    const { store, sql } = await make();
     for (const [i, r] of REASONS.entries()) {
       await store.sessions.open({ id: `s${i}`, user: 'u', keyFingerprint: 'k', sourceAddr: '10.0.0.1', mode: 'shell', node: 'n1' });
       if (r !== null) await store.sessions.close(`s${i}`, r, 0, 0);
@@ -79,9 +82,7 @@ describe('sessions.status: a stored column', () => {
     await store.sessions.open({ id: 'crashed', user: 'u', keyFingerprint: 'k', sourceAddr: '10.0.0.1', mode: 'shell', node: 'n1' });
     await store.sessions.open({ id: 'elsewhere', user: 'u', keyFingerprint: 'k', sourceAddr: '10.0.0.1', mode: 'shell', node: 'n2' });
     expect((await store.sessions.closeInterrupted('n1')).sort()).toEqual(['crashed', 's0']);
-    const db = new Database(file, { readonly: true });
-    const status = new Map((db.prepare('SELECT id, status FROM sessions').all() as { id: string; status: string }[]).map((r) => [r.id, r.status]));
-    db.close();
+    const status = new Map((await sql<{ id: string; status: string }>('SELECT id, status FROM sessions')).map((r) => [r.id, r.status]));
     for (const [i, r] of REASONS.entries()) {
       const s = (await store.sessions.get(`s${i}`))!;
       expect(status.get(s.id), `${s.id} ${r}`).toBe(sessionStatus(s));
@@ -91,6 +92,6 @@ describe('sessions.status: a stored column', () => {
     // A session closed twice keeps its first end.
     await store.sessions.close('s1', 'killed', 0, 0);
     expect((await store.sessions.query({ status: 'ended', limit: 100, offset: 0 })).items.map((i) => i.session.id)).toContain('s1');
-    store.close();
+    await store.close();
   });
 });

@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
-import { tempStore } from '../../helpers/store.js';
+import { expect, it } from 'vitest';
+import { forEachBackend } from './backends.js';
 
-describe('sessions store', () => {
+forEachBackend('sessions store', (make) => {
   it('pages and counts in SQL, newest first, with filters', async () => {
-    const { store, clock } = tempStore();
+    const { store, clock } = await make();
     for (let i = 0; i < 120; i++) {
       clock.advance(1000);
       await store.sessions.open({ id: `s-${String(i).padStart(3, '0')}`, user: i % 3 === 0 ? 'alice' : 'bob', keyFingerprint: 'k', sourceAddr: '10.0.0.1', mode: 'command' });

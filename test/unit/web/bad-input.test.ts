@@ -21,6 +21,7 @@ const ROUTES = [
   'GET /hosts', 'GET /grants', 'POST /grants/:id/remove', 'GET /static/*', 'GET /vendor/*',
   'GET /requests', 'GET /requests/:id', 'POST /requests/:id/approve', 'POST /requests/:id/deny', 'POST /requests/:id/revoke',
   'GET /webauthn', 'POST /webauthn/register', 'POST /webauthn/:id/remove', 'POST /login/webauthn',
+  'GET /fleet',
 ];
 
 interface Case {
@@ -44,6 +45,7 @@ const tableFor = (): Case[] => {
     ['GET /live/:id/:channel', '/live/sess-1/0', 'x'], ['GET /audit', '/audit', 'type'], ['GET /users', '/users', 'x'], ['GET /hosts', '/hosts', 'x'],
     ['GET /grants', '/grants', 'x'], ['GET /static/*', '/static/app.css', 'v'], ['GET /vendor/*', '/vendor/asciinema-player.css', 'v'],
     ['GET /requests', '/requests', 'x'], ['GET /requests/:id', '/requests/1', 'x'], ['GET /webauthn', '/webauthn', 'x'],
+    ['GET /fleet', '/fleet', 'sort'],
   ];
   for (const [route, url, p] of gets) {
     c.push({ route, what: 'repeated parameter', url: `${url}?${p}=0&${p}=1`, status: 400 });
