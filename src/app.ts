@@ -36,6 +36,9 @@ import { joinCluster, type ClusterNode } from './cluster/node.js';
 import { VERSION } from './shared/version.js';
 
 /** Everything the server needs, built once in main.ts (tests build the same with a fake clock). */
+/** How often the housekeeping process looks for closed recordings left in the spool (object storage). */
+const RESUME_EVERY_MS = 5 * 60_000;
+
 export interface Deps {
   config: Config;
   dataDir: DataDir;
@@ -73,6 +76,7 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
   let web: FastifyInstance | undefined;
   let retention: ReturnType<typeof startRetention> | undefined;
   let disk: DiskWatch | undefined;
+  let resumeTimer: NodeJS.Timeout | undefined;
   let drain: Drain | undefined;
   let requests: RequestNotifier | undefined;
   let fleet: FleetSchedule | undefined;
@@ -103,6 +107,7 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
   });
   /** A start that failed half-way (a port in use): undo what started, so the process can exit. */
   async function abandon(): Promise<void> {
+    clearInterval(resumeTimer);
     await web?.close().catch(() => undefined);
     await ssh.close('start_failed').catch(() => undefined);
     await offload.stop().catch(() => undefined);
@@ -139,6 +144,7 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
       await requests?.stop();
       await fleet?.stop();
       disk?.stop();
+      clearInterval(resumeTimer);
       await web?.close();
       await ssh.close('shutdown');
       // After the sessions: their recordings (file, row, audit, index) are closed by now, or a moment
@@ -169,6 +175,14 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
     }
     // Recordings closed (now, by recovery, or before a crash) but still in the spool: upload them.
     if (housekeeping) await recordings.resume(store);
+    // Recordings closed later by another process sharing the spool (a worker that crashed, closed by
+    // the primary; a dead node reaped on a shared directory) are picked up by this pass.
+    if (housekeeping) {
+      resumeTimer = setInterval(() => {
+        recordings.resume(store).catch((err: unknown) => log.warn({ err }, 'checking the spool for recordings to upload failed'));
+      }, RESUME_EVERY_MS);
+      resumeTimer.unref();
+    }
     const addr = await ssh.listen(config.ssh.listen);
     const sshAddr = formatListen({ host: addr.address, port: addr.port });
     disk = startDiskWatch({ dir: dataDir.paths.recordings, floor: config.recording.minFreeSpace, log });

@@ -131,6 +131,9 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
     log.error({ worker: slot.name, pid, code, signal }, 'a worker died: closing its sessions as interrupted and starting another');
     void recoverNode(db, slot.name, dataDir.paths.recordings, signer(dataDir.hostKey), log, pid)
       .catch((err: unknown) => log.error({ err, worker: slot.name }, 'could not close the sessions of a dead worker'));
+    // A fresh worker of a SIGHUP that dies before it serves is not replaced: reload() sees it gone and
+    // keeps the old workers serving (new code that does not start must not crash-loop the node down).
+    if (reloading && slot.generation === generation && !slot.ready) return;
     if (!announced && slot.generation === 1) {
       failure = new Error(`a worker exited (code ${code ?? signal}) before the server started; see its error above`);
       return stopAll();
@@ -169,7 +172,15 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
     } catch (err) {
       // The new code does not start: keep the old workers serving, say so loudly.
       log.error({ err }, 'SIGHUP: the fresh workers did not start; the old ones keep serving');
-      for (const w of fresh) { const s = slots.get(w); if (s) s.retiring = true; send(w, { gh: 'stop' }); }
+      for (const w of fresh) {
+        const s = slots.get(w);
+        if (!s) continue;
+        s.retiring = true;
+        // One still starting has no message listener yet: a stop message would be lost and it would
+        // serve old-generation connections for ever. It holds no session: a signal ends it.
+        if (!s.ready) w.process.kill('SIGTERM');
+        else send(w, { gh: 'stop' });
+      }
       reloading = false;
       return;
     }
@@ -229,7 +240,12 @@ export async function recoverMachine(store: Store, name: string, root: string, s
   const names = new Set([name]);
   const pids = new Map<string, number>();
   for (const n of await store.nodes.list()) {
-    if (n.name.startsWith(`${name}/`)) { names.add(n.name); pids.set(n.name, n.pid); }
+    // Only this machine's workers that neither left cleanly nor were reaped: a NAME/wK row of another
+    // host is another server's (a name clash), and its sessions are not this primary's to close.
+    if (n.name.startsWith(`${name}/`) && n.host === os.hostname() && n.stoppedAt === null && n.reapedAt === null) {
+      names.add(n.name);
+      pids.set(n.name, n.pid);
+    }
   }
   for (const n of names) await recoverNode(store, n, root, sign, log, pids.get(n));
 }

@@ -48,6 +48,7 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
   let version: number | null = null;
   let running: Promise<void> | null = null;
   let again = false;
+  let recheckFailed = false;
   const timers = new Set<NodeJS.Timeout>();
 
   async function cause(): Promise<string | undefined> {
@@ -64,17 +65,41 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
     if (entries.length === 0) return;
     const now = clock.now();
     let why: string | undefined;
-    const causeOnce = async () => (why ??= await cause());
+    const causeOnce = async (): Promise<string | undefined> => {
+      try {
+        return (why ??= await cause());
+      } catch {
+        return undefined; // the event is written without its cause rather than the session kept
+      }
+    };
+    // A failure on one session (a query cut by a failover) must not leave the others unchecked: each
+    // is checked on its own, and any failure is thrown at the end so the pass is done again.
+    let failure: unknown = null;
     for (const entry of entries) {
+      try {
+        await recheckEntry(entry, now, causeOnce);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== null) throw failure;
+  }
+
+  async function recheckEntry(entry: LiveSession, now: number, causeOnce: () => Promise<string | undefined>): Promise<void> {
+    {
       const id = entry.identity;
       const channels = entry.channels();
       const r = await deps.gate.recheck(id, channels.map((ch) => ({ host: ch.grant.host, login: ch.grant.login, action: ch.action, pinnedHostKey: ch.grant.hostKey })), now);
       if (!r.identity.ok) {
         const reason = r.identity.reason;
         grace.forget(id.user, reason === 'key_removed' ? id.fingerprint : undefined);
-        await terminated(entry, reason, { cause: await causeOnce() });
-        entry.end(`revoked:${reason}`, REVOKED);
-        continue;
+        // Ended whether or not its audit row can be written: a revocation never waits on the store.
+        try {
+          await terminated(entry, reason, { cause: await causeOnce() });
+        } finally {
+          entry.end(`revoked:${reason}`, REVOKED);
+        }
+        return;
       }
       for (const [i, d] of r.channels.entries()) {
         if (d.allow) continue;
@@ -82,8 +107,11 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
         // `grant_expired` can name an older, expired grant while the channel's own grant was
         // removed (a revoked access request): then it is a revocation, said as one.
         const reason = d.reason === 'grant_expired' && (ch.grant.until === null || ch.grant.until > now) ? 'no_grant' : d.reason;
-        await terminated(entry, reason, { channel: ch.channel, host: ch.grant.host, ...(reason === 'grant_expired' ? {} : { cause: await causeOnce() }) });
-        entry.endChannel(ch.channel, channelMessage(reason, ch.grant.host));
+        try {
+          await terminated(entry, reason, { channel: ch.channel, host: ch.grant.host, ...(reason === 'grant_expired' ? {} : { cause: await causeOnce() }) });
+        } finally {
+          entry.endChannel(ch.channel, channelMessage(reason, ch.grant.host));
+        }
       }
     }
   }
@@ -95,7 +123,11 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
       return running;
     }
     running = recheckOnce()
-      .catch((err: unknown) => log.error({ err }, 'revocation check failed'))
+      .catch((err: unknown) => {
+        // The next pass (200 ms) checks every session again, whatever the policy version says.
+        recheckFailed = true;
+        log.error({ err }, 'revocation check failed');
+      })
       .finally(() => {
         running = null;
         if (again) {
@@ -111,8 +143,11 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
     for (const k of await store.kills.pending()) {
       const entry = byId.get(k.sessionId);
       if (entry) {
-        await terminated(entry, 'killed_by_admin', { cause: `admin.session.kill by ${k.actor}${k.reason ? `: ${k.reason}` : ''}` });
-        entry.end('killed_by_admin', 'session ended by an administrator');
+        try {
+          await terminated(entry, 'killed_by_admin', { cause: `admin.session.kill by ${k.actor}${k.reason ? `: ${k.reason}` : ''}` });
+        } finally {
+          entry.end('killed_by_admin', 'session ended by an administrator');
+        }
         await store.kills.done(k.id);
       } else if ((await store.sessions.get(k.sessionId))?.endedAt !== null) {
         await store.kills.done(k.id); // already over; on a cluster another node may hold it
@@ -126,13 +161,13 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
     const warnBefore = Math.min(60_000, Math.floor(idleTimeout / 2));
     for (const entry of deps.entries()) {
       if (now - entry.startedAt >= maxDuration) {
-        await terminated(entry, 'max_duration', {});
+        await terminated(entry, 'max_duration', {}).catch(() => undefined);
         entry.end('max_duration', `session ended: maximum session length (${formatDuration(maxDuration)}) reached`);
         continue;
       }
       const idle = now - entry.lastActivity;
       if (idle >= idleTimeout) {
-        await terminated(entry, 'idle_timeout', {});
+        await terminated(entry, 'idle_timeout', {}).catch(() => undefined);
         entry.end('idle_timeout', `session ended: idle for ${formatDuration(idleTimeout)}`);
       } else if (idle >= idleTimeout - warnBefore) {
         entry.warnIdle(`idle: this session ends in ${formatDuration(idleTimeout - idle)} without activity`);
@@ -147,13 +182,19 @@ export function startPolicyWatcher(deps: WatcherDeps): PolicyWatcher {
   const pass = (): void => {
     if (passing) { passAgain = true; return; }
     passing = (async () => {
-      const v = await store.policy.version();
-      if (v !== version) {
-        version = v;
-        await recheck();
-        await carryOutKills();
+      try {
+        const v = await store.policy.version();
+        if (v !== version || recheckFailed) {
+          recheckFailed = false;
+          await recheck();
+          await carryOutKills();
+          // Only a version whose checks all went through counts as seen; else the next pass redoes them.
+          if (!recheckFailed) version = v;
+        }
+      } finally {
+        // Idle and length limits need only this clock: they hold while the store does not answer.
+        await limits();
       }
-      await limits();
     })().catch((err: unknown) => {
       // The store unreachable fails every pass (5 a second): say so once in a while, not each time.
       const now = clock.now();

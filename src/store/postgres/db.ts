@@ -68,9 +68,17 @@ const types = {
 const clean = (a: Arg): Arg => (typeof a === 'string' && a.includes('\0') ? a.replaceAll('\0', '\uFFFD') : a);
 export const cleanText = (s: string): string => clean(s) as string;
 
+/** No single store query takes this long on a healthy database (the slowest, a search, takes ~1 s at 200k sessions). */
+const QUERY_TIMEOUT_MS = 30_000;
+
 export function createPool(url: string): pg.Pool {
   // keepAlive: a server that vanished without closing (a partition) is noticed, not waited on forever.
-  const pool = new pg.Pool({ connectionString: url, types, max: 10, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000, keepAlive: true });
+  // query_timeout: a query stuck on a dead connection (a failover to a new address) fails after 30 s
+  // instead of the kernel's ~15 min, so revocation passes and the store-loss grace see the failure.
+  const pool = new pg.Pool({
+    connectionString: url, types, max: 10, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000,
+    keepAlive: true, keepAliveInitialDelayMillis: 10_000, query_timeout: QUERY_TIMEOUT_MS,
+  });
   // An idle client that loses its server (PostgreSQL restarted) must not crash the process.
   pool.on('error', () => { /* the next query reports it */ });
   return pool;
