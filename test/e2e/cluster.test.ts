@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, gh, ghJson, ghOk, tempDir } from '../helpers/cli.js';
 import { postgresAvailable, startPostgres, type Postgres } from '../helpers/postgres.js';
-import { freePort, startProc, type Proc } from '../helpers/proc.js';
+import { freePort, startProc, type Proc, poll } from '../helpers/proc.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
 
@@ -18,15 +18,6 @@ interface SessionJson { id: string; user: string; live: boolean; endReason: stri
 /** What the README says carries the keys from the first node to the next. */
 const KEY_FILES = ['ssh_host_ed25519_key', 'client_ed25519_key', 'client_ed25519_key.pub', 'master.key', 'user_ca_ed25519_key', 'target_keys'];
 
-async function poll<T>(what: string, fn: () => T | undefined, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 /** PostgreSQL runs more processes on this shared machine: room for slow logins, never a timing threshold. */
 const TEST_MS = 180_000;

@@ -74,3 +74,14 @@ export function startProc(cmd: string, args: string[], opts: { env?: NodeJS.Proc
 export async function stopAll(): Promise<void> {
   await Promise.all([...stoppers.values()].map((stop) => stop().catch(() => null)));
 }
+
+/** Calls `fn` every 150 ms until it returns a value, for at most `ms`; then fails naming `what`. */
+export async function poll<T>(what: string, fn: () => T | undefined, ms = 30_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
