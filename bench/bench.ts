@@ -9,7 +9,13 @@
  * BENCH_REVOKE (20), BENCH_ROUNDS (rounds of each bulk scenario, median reported; 3), BENCH_ONLY (comma list of scenarios to run: download, upload, setup, echo,
  * recording, sftp, concurrency, revocation, search; default all; search: see bench/search.ts), BENCH_SFTP_MIB (the sftp file, 256), BENCH_CPU_PROF (a directory: gatehouse runs
  * with --cpu-prof and writes its profile there when the bench stops it), BENCH_WORKERS (gatehouse's
- * `serve --workers N`, default 1: one process; the RSS figures then sum the primary and its workers).
+ * `serve --workers N`, default 1: one process; the RSS figures then sum the primary and its workers),
+ * BENCH_STORE (the search scenario's store: sqlite, postgres or both; default sqlite).
+ *
+ * The concurrency row also gives gatehouse's CPU time per opened session (every gatehouse process,
+ * user + kernel, over the opening phase): it depends far less on what else the machine runs than
+ * the opening rate does, which is set mostly by the ssh clients and the target sshd. Its memory per
+ * session is measured on settled RSS (sampled until two readings 3 s apart agree), before and after.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,7 +32,7 @@ import { createSqliteStore } from '../src/store/sqlite/index.js';
 import { systemClock } from '../src/shared/clock.js';
 import { freePort, startProc, type Proc } from '../test/helpers/proc.js';
 import { startSshd, LOGIN } from '../test/helpers/sshd.js';
-import { searchScenario } from './search.js';
+import { searchScenario, searchStores } from './search.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'gatehouse.js');
@@ -62,6 +68,8 @@ async function setup() {
   preparePrivateFile(dd.paths.db);
   const clientPub = dd.clientPublicKey;
   const opPub = fs.readFileSync(`${keyFile}.pub`, 'utf8').trim();
+  // startSshd sets SHLVL=1 for its sessions: a login's ~/.bashrc (this machine's root runs `pyenv
+  // init`, seconds a session under load, serialized on pyenv's lock) is not what is measured.
   const target = await startSshd([clientPub, opPub]);
   const jump = await startSshd([opPub]);
   procs.push(target.proc, jump.proc);
@@ -98,7 +106,8 @@ async function setup() {
     fs.writeFileSync(cfg, `sessions:\n  maxPerUser: 2000\n  idleTimeout: 1h\nlog:\n  level: warn\n`);
     const prof = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : [];
     const own = extra.includes('--bench-no-recording') ? dataNoRec : data;
-    const p = startProc(process.execPath, [...prof, BIN, 'serve', '--data', own, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, '--workers', WORKERS, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
+    // --expose-gc and GATEHOUSE_BENCH_GC=1: SIGUSR2 collects garbage (src/shared/benchgc.ts), for the RSS readings.
+    const p = startProc(process.execPath, [...prof, '--expose-gc', BIN, 'serve', '--data', own, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, '--workers', WORKERS, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '', GATEHOUSE_BENCH_GC: '1' } });
     await p.waitFor(/ssh on/, 120_000);
     procs.push(p);
     return { port, proc: p };
@@ -133,10 +142,21 @@ const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - 
 // ---------------------------------------------------------------- main
 /** The search scenario's own table: one row per query kind, one column per data-set size. */
 async function searchTable(): Promise<unknown> {
-  const { rows, firstQuery } = await searchScenario(procs, log);
+  const out: Record<string, unknown> = {};
+  // One store or both (BENCH_STORE); the same rows for each, SQLite's under the key it always had.
+  for (const store of searchStores()) {
+    const r = await searchTableOn(store);
+    if (store === 'sqlite') Object.assign(out, r);
+    else out[store] = r;
+  }
+  return out;
+}
+
+async function searchTableOn(store: 'sqlite' | 'postgres'): Promise<{ rows: unknown; firstQuery: unknown }> {
+  const { rows, firstQuery } = await searchScenario(procs, log, store);
   const sizes = [...new Set(rows.map((r) => r.size))];
   const kinds = [...new Set(rows.map((r) => r.kind))];
-  const header = ['search, through the web layer (median of 5, ms)', ...sizes.map((n) => `${n.toLocaleString('en')} sessions`)];
+  const header = [`search on ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, through the web layer (median of 5, ms)`, ...sizes.map((n) => `${n.toLocaleString('en')} sessions`)];
   const table = [
     ...kinds.map((k) => [k, ...sizes.map((n) => rows.find((r) => r.kind === k && r.size === n)?.medianMs.toFixed(1) ?? '-')]),
     ['first query after start (rare word)', ...sizes.map((n) => firstQuery[n]?.toFixed(1) ?? '-')],
@@ -338,8 +358,14 @@ async function main() {
     const pid = gh.proc.child.pid!;
     // With --workers the sessions live in the workers: the primary and every process under it count.
     const rss = () => processTree(pid).reduce((sum, p) => sum + rssMiB(p), 0);
-    const before = rss();
+    const cpu = () => processTree(pid).reduce((sum, p) => sum + cpuSeconds(p), 0);
+    // Garbage left by the start (or by the sessions' logins) is not memory the sessions hold: both
+    // readings are taken once V8 has collected it (its idle-time GC) and the RSS stopped moving.
+    const collect = () => { for (const p of processTree(pid)) { try { process.kill(p, 'SIGUSR2'); } catch { /* gone */ } } };
+    const before = await settledRss(rss, collect);
     const clients: ChildProcess[] = [];
+    const cpu0 = cpu();
+    const opening0 = Date.now();
     // Every session is its own SSH connection through gatehouse (its own operator, so its own TOTP
     // login), with a pty and an upstream session to the target; opened 8 at a time.
     const openOne = (): Promise<ChildProcess | null> => new Promise((resolve) => {
@@ -354,9 +380,11 @@ async function main() {
     for (let i = 0; i < IDLE && Date.now() < DEADLINE - 90_000; i += 8) {
       const batch = await Promise.all(Array.from({ length: Math.min(8, IDLE - i) }, openOne));
       for (const c of batch) if (c) clients.push(c);
+      if ((i / 8) % 10 === 9) log(`concurrency: ${clients.length} open after ${((Date.now() - opening0) / 1000).toFixed(0)} s, gatehouse CPU ${((cpu() - cpu0) * 1000 / Math.max(1, clients.length)).toFixed(0)} ms/session`);
     }
-    await new Promise((r) => setTimeout(r, 2000));
-    const withSessions = rss();
+    const openingS = (Date.now() - opening0) / 1000;
+    const cpuPerSession = (cpu() - cpu0) * 1000 / Math.max(1, clients.length);
+    const withSessions = await settledRss(rss, collect);
     const lat: number[] = [];
     const typers = clients.slice(0, TYPING);
     const endAt = Date.now() + 10_000;
@@ -373,8 +401,12 @@ async function main() {
       }
     }));
     const perSession = (withSessions - before) / Math.max(1, clients.length);
-    results.concurrency = { idle: clients.length, typing: TYPING, rssBeforeMiB: before, rssWithSessionsMiB: withSessions, perSessionMiB: perSession, echoP99: pct(lat, 0.99), echoP50: median(lat) };
-    rows.push([`concurrency: ${clients.length} idle, ${TYPING} typing 10 keys/s`, '-', '-', `${perSession.toFixed(2)} MiB/session`, '-', `echo p50 ${median(lat).toFixed(1)} ms, p99 ${pct(lat, 0.99).toFixed(1)} ms`]);
+    results.concurrency = {
+      idle: clients.length, typing: TYPING, rssBeforeMiB: before, rssWithSessionsMiB: withSessions, perSessionMiB: perSession,
+      openingSeconds: openingS, cpuMsPerSession: cpuPerSession, echoP99: pct(lat, 0.99), echoP50: median(lat),
+    };
+    rows.push([`concurrency: ${clients.length} idle, ${TYPING} typing 10 keys/s`, '-', '-', `${perSession.toFixed(2)} MiB/session`, '-',
+      `echo p50 ${median(lat).toFixed(1)} ms, p99 ${pct(lat, 0.99).toFixed(1)} ms; opened in ${openingS.toFixed(0)} s, gatehouse ${cpuPerSession.toFixed(0)} CPU-ms/session`]);
     log(rows.at(-1)!.join(' | '));
     for (const c of clients) c.kill('SIGKILL');
   }
@@ -455,6 +487,36 @@ function processTree(root: number): number[] {
   const walk = (p: number) => { out.push(p); for (const c of children.get(p) ?? []) walk(c); };
   walk(root);
   return out;
+}
+
+/** CPU seconds (user + kernel) of a process, 0 once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    return cpuTimes(pid).total;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * RSS after a full GC in every gatehouse process (`collect`: SIGUSR2, see src/shared/benchgc.ts),
+ * once it stopped moving: collected and read every 3 s until two readings agree within 1 % (at most
+ * 15 readings; the last one otherwise). A reading taken while V8 still held the start's garbage made
+ * the per-session figure come out negative (the "before" reading was the larger).
+ */
+async function settledRss(read: () => number, collect: () => void): Promise<number> {
+  collect();
+  await new Promise((r) => setTimeout(r, 1000));
+  let prev = read();
+  for (let i = 0; i < 14; i++) {
+    collect();
+    await new Promise((r) => setTimeout(r, 3000));
+    const cur = read();
+    if (Math.abs(cur - prev) <= Math.max(0.5, prev * 0.01)) return cur;
+    prev = cur;
+  }
+  log('RSS did not settle within 45 s: the last reading is used');
+  return prev;
 }
 
 function rssMiB(pid: number): number {

@@ -7,7 +7,10 @@
  * every planted session must be found, with and without filters, by walking every page.
  *
  * Knobs: BENCH_SEARCH_SIZES (comma list, default 10000,100000,1000000), BENCH_SEARCH_CACHE
- * (default $TMPDIR/gatehouse-bench-search).
+ * (default $TMPDIR/gatehouse-bench-search), BENCH_STORE (sqlite, postgres or both; default sqlite).
+ * On PostgreSQL (a throw-away cluster from test/helpers/postgres.ts, one database per size) the data
+ * sets are built through the PostgreSQL store's own code on each run (the cluster is not kept, so
+ * nothing is cached) and the server runs with `store: postgres://…`; the rows are the same.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,7 +22,10 @@ import { openDataDir, preparePrivateFile } from '../src/datadir/datadir.js';
 import { seal } from '../src/datadir/seal.js';
 import { ManualClock } from '../src/shared/clock.js';
 import { createSqliteStore } from '../src/store/sqlite/index.js';
+import { createPostgresStore } from '../src/store/postgres/index.js';
+import type { Store } from '../src/store/types.js';
 import { freePort, startProc, type Proc } from '../test/helpers/proc.js';
+import { startPostgres, type Postgres } from '../test/helpers/postgres.js';
 
 /** Bump when the generator changes: a cached data set of another version is rebuilt. */
 const GENERATOR = 3;
@@ -45,16 +51,18 @@ function rng(seed: number) {
 }
 
 interface Planted { id: string; user: string; host: string; startedAt: number }
-interface Dataset { size: number; data: string; planted: Record<string, Planted[]>; end: number; auditors: { name: string; password: string; secret: string }[] }
+interface Dataset { size: number; data: string; planted: Record<string, Planted[]>; end: number; auditors: { name: string; password: string; secret: string }[]; store?: string }
+/** Where a data set lives: the SQLite file of its data directory (cached), or a PostgreSQL database (built each run). */
+export type Backend = { kind: 'sqlite' } | { kind: 'postgres'; pg: Postgres; root: string };
 
 const userName = (i: number) => `u${String(i).padStart(2, '0')}`;
 const hostName = (i: number) => `h${String(i).padStart(3, '0')}`;
 
-/** Build (or reuse) a data directory holding `size` sessions. */
-async function dataset(size: number, cache: string, log: (...a: unknown[]) => void): Promise<Dataset> {
-  const root = path.join(cache, `v${GENERATOR}-${size}`);
+/** Build (or reuse) a data directory holding `size` sessions (on PostgreSQL: its database `s<size>`). */
+async function dataset(size: number, cache: string, log: (...a: unknown[]) => void, backend: Backend = { kind: 'sqlite' }): Promise<Dataset> {
+  const root = backend.kind === 'sqlite' ? path.join(cache, `v${GENERATOR}-${size}`) : path.join(backend.root, `s${size}`);
   const meta = path.join(root, 'dataset.json');
-  if (fs.existsSync(meta)) return JSON.parse(fs.readFileSync(meta, 'utf8')) as Dataset;
+  if (backend.kind === 'sqlite' && fs.existsSync(meta)) return JSON.parse(fs.readFileSync(meta, 'utf8')) as Dataset;
   fs.rmSync(root, { recursive: true, force: true });
   fs.mkdirSync(root, { recursive: true });
   const data = path.join(root, 'data');
@@ -62,7 +70,14 @@ async function dataset(size: number, cache: string, log: (...a: unknown[]) => vo
   preparePrivateFile(dd.paths.db);
   const end = Date.UTC(2026, 10, 30);
   const clock = new ManualClock(end - 90 * DAY);
-  const store = createSqliteStore(dd.paths.db, clock);
+  let url: string | undefined;
+  let store: Store;
+  if (backend.kind === 'postgres') {
+    url = await createDatabase(backend.pg, `s${size}`);
+    store = await createPostgresStore(url, clock);
+  } else {
+    store = createSqliteStore(dd.paths.db, clock);
+  }
   const who = { actor: 'bench' };
   const auditors: Dataset['auditors'] = [];
   for (const name of ['aud1', 'aud2']) {
@@ -121,11 +136,25 @@ async function dataset(size: number, cache: string, log: (...a: unknown[]) => vo
     });
     if ((from / BATCH) % 20 === 19) log(`search data set ${size}: ${from + BATCH} sessions, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
-  store.close();
-  const ds: Dataset = { size, data, planted, end: clock.now(), auditors };
+  await store.close();
+  const ds: Dataset = { size, data, planted, end: clock.now(), auditors, ...(url ? { store: url } : {}) };
   fs.writeFileSync(meta, JSON.stringify(ds));
-  log(`search data set ${size}: built in ${((Date.now() - t0) / 1000).toFixed(0)} s, ${(fs.statSync(dd.paths.db).size / 1024 ** 2).toFixed(0)} MiB`);
+  log(`search data set ${size} (${backend.kind}): built in ${((Date.now() - t0) / 1000).toFixed(0)} s${backend.kind === 'sqlite' ? `, ${(fs.statSync(dd.paths.db).size / 1024 ** 2).toFixed(0)} MiB` : ''}`);
   return ds;
+}
+
+/** A fresh database of the bench's cluster. */
+async function createDatabase(pg: Postgres, name: string): Promise<string> {
+  const { default: pgm } = await import('pg');
+  const c = new pgm.Client({ connectionString: pg.urlOf('postgres') });
+  await c.connect();
+  try {
+    await c.query(`DROP DATABASE IF EXISTS ${name}`);
+    await c.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await c.end();
+  }
+  return pg.urlOf(name);
 }
 
 /** A logged-in web client: real login form (password + TOTP code from oathtool), cookies kept. */
@@ -158,7 +187,7 @@ async function webLogin(base: string, who: Dataset['auditors'][number]): Promise
 async function serve(ds: Dataset, procs: Proc[]): Promise<{ base: string; proc: Proc }> {
   const web = await freePort();
   const cfg = path.join(path.dirname(ds.data), 'bench.yaml');
-  fs.writeFileSync(cfg, 'log:\n  level: warn\n');
+  fs.writeFileSync(cfg, `log:\n  level: warn\n${ds.store ? `store: ${JSON.stringify(ds.store)}\n` : ''}`);
   const p = startProc(process.execPath, [path.resolve('bin/gatehouse.js'), 'serve', '--data', ds.data, '--config', cfg, '--ssh-listen', `127.0.0.1:${await freePort()}`, '--web-listen', `127.0.0.1:${web}`],
     { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' } });
   procs.push(p);
@@ -180,14 +209,39 @@ async function walkPages(get: (u: string) => Promise<{ status: number; body: str
 }
 
 export interface SearchRow { size: number; kind: string; medianMs: number; runs: number[] }
+export type StoreKind = 'sqlite' | 'postgres';
 
-export async function searchScenario(procs: Proc[], log: (...a: unknown[]) => void): Promise<{ rows: SearchRow[]; firstQuery: Record<number, number> }> {
+/** BENCH_STORE: which stores the search scenario runs on. */
+export function searchStores(): StoreKind[] {
+  const v = process.env.BENCH_STORE ?? 'sqlite';
+  if (v === 'both') return ['sqlite', 'postgres'];
+  if (v === 'sqlite' || v === 'postgres') return [v];
+  throw new Error(`BENCH_STORE: sqlite, postgres or both, got "${v}"`);
+}
+
+/** The scenario on one store: SQLite as always, or PostgreSQL on a throw-away cluster (stopped and removed at the end). */
+export async function searchScenario(procs: Proc[], log: (...a: unknown[]) => void, kind: StoreKind = 'sqlite'): Promise<{ rows: SearchRow[]; firstQuery: Record<number, number> }> {
+  if (kind === 'sqlite') return searchOn({ kind: 'sqlite' }, procs, log);
+  const pg = await startPostgres();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-search-pg-'));
+  const mine = procs.length;
+  try {
+    return await searchOn({ kind: 'postgres', pg, root }, procs, log);
+  } finally {
+    // Servers on this cluster still running (a failed run) stop before it does.
+    for (const p of procs.splice(mine)) await p.stop().catch(() => undefined);
+    await pg.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function searchOn(backend: Backend, procs: Proc[], log: (...a: unknown[]) => void): Promise<{ rows: SearchRow[]; firstQuery: Record<number, number> }> {
   const sizes = (process.env.BENCH_SEARCH_SIZES ?? '10000,100000,1000000').split(',').map(Number).filter((n) => n > 0);
   const cache = process.env.BENCH_SEARCH_CACHE ?? path.join(os.tmpdir(), 'gatehouse-bench-search');
   const rows: SearchRow[] = [];
   const firstQuery: Record<number, number> = {};
   for (const size of sizes) {
-    const ds = await dataset(size, cache, log);
+    const ds = await dataset(size, cache, log, backend);
     const rare = plantWord(7);
     const p0 = ds.planted[rare]![0]!;
     const weekAgo = new Date(ds.end - 7 * DAY).toISOString().slice(0, 10);
@@ -244,7 +298,7 @@ export async function searchScenario(procs: Proc[], log: (...a: unknown[]) => vo
       }
       const sorted = [...runs].sort((a, b) => a - b);
       rows.push({ size, kind, medianMs: sorted[Math.floor(RUNS / 2)]!, runs });
-      log(`search ${size}: ${kind}: median ${sorted[Math.floor(RUNS / 2)]!.toFixed(1)} ms`);
+      log(`search ${backend.kind} ${size}: ${kind}: median ${sorted[Math.floor(RUNS / 2)]!.toFixed(1)} ms`);
     }
     await srv.proc.stop();
     procs.splice(procs.indexOf(srv.proc), 1);

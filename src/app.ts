@@ -9,7 +9,8 @@ import type { Ids } from './shared/ids.js';
 import type { Logger } from './shared/logger.js';
 import { formatListen } from './shared/units.js';
 import type { Store } from './store/types.js';
-import { AddressThrottle, MfaGrace } from './auth/throttle.js';
+import { MfaGrace } from './auth/throttle.js';
+import { createThrottle } from './cluster/throttle.js';
 import { PendingMfa } from './auth/pending.js';
 import { createSshServer, type SshServer } from './proxy/server.js';
 import type { ObserverFactory } from './shared/channel.js';
@@ -61,6 +62,11 @@ export interface Gatehouse {
   hurry(): void;
   /** Accept no new SSH connection or web request (a worker replaced after SIGHUP); live ones go on. */
   stopAccepting(): void;
+  /**
+   * Hand housekeeping over (a worker retiring after SIGHUP: a fresh worker does it now): the audit
+   * mirror, retention, request notices, fleet scans, spool uploads and reaping stop here; sessions go on.
+   */
+  stopHousekeeping(): Promise<void>;
   readonly ssh: SshServer;
 }
 
@@ -101,8 +107,10 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
       caDir: dataDir.paths.dir, clientKey: dataDir.clientKey, clock,
       certificateTtlMs: config.targets.certificateTtl, sourceAddresses: config.targets.sourceAddresses,
     }),
-    throttle: new AddressThrottle(clock), grace: new MfaGrace(clock, config.auth.mfaGrace),
-    pendingMfa: new PendingMfa(clock, config.auth.maxPendingMfa, config.ssh.loginGraceTime),
+    // Login state shared by every worker and node: grace and TOTP-prompt seats in the store, the
+    // pre-auth throttle through the primary (per node); sessions.maxPerUser in connection.ts.
+    throttle: createThrottle(clock), grace: new MfaGrace(store.logins, clock, config.auth.mfaGrace),
+    pendingMfa: new PendingMfa(store.logins, clock, config.auth.maxPendingMfa, config.ssh.loginGraceTime),
     unavailable: () => cluster?.refusal() ?? null,
   });
   /** A start that failed half-way (a port in use): undo what started, so the process can exit. */
@@ -132,6 +140,16 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
       ssh.stopAccepting();
       // Not web.close(): that waits for open live views; the listener alone stops taking requests.
       if (web?.server.listening) web.server.close();
+    },
+    async stopHousekeeping() {
+      cluster?.stopReaping();
+      clearInterval(resumeTimer);
+      const [r, q, f, m] = [retention, requests, fleet, mirror];
+      retention = undefined; requests = undefined; fleet = undefined; mirror = undefined;
+      await r?.stop();
+      await q?.stop();
+      await f?.stop();
+      await m?.stop();
     },
     async stop(reason) {
       // Graceful: no new connections, live operators told, up to shutdownGrace for them to finish
@@ -166,6 +184,8 @@ export function createGatehouse(deps: Deps, recorder?: ObserverFactory, bench: {
     cluster = await joinCluster({
       store, clock, log, config, name: node, recordings: dataDir.paths.recordings, sign: signer(dataDir.hostKey),
       live: () => ssh.live.values(), reaper: housekeeping, addresses: () => addresses,
+      // A worker's primary holds the serve lock of the node's name; a single server holds its own.
+      lockDir: deps.node?.recovered ? undefined : dataDir.paths.dir,
     });
     if (housekeeping) mirror = await startAuditMirror(store, log, createWitness({ file: witnessPath(config, dataDir), store, sign: signer(dataDir.hostKey), clock, log }));
     if (!deps.node?.recovered) {

@@ -6,6 +6,7 @@ import { acquireServeLock } from './datadir/lock.js';
 import { systemClock } from './shared/clock.js';
 import { randomIds } from './shared/ids.js';
 import { createLogger } from './shared/logger.js';
+import { installBenchGc } from './shared/benchgc.js';
 import { describeStore, openStore } from './store/open.js';
 import { nodeLockPath } from './cluster/lock.js';
 import { nodeName } from './cluster/node.js';
@@ -18,6 +19,7 @@ import { isToWorker, tellPrimary, workerCount, workerRole } from './cluster/work
  */
 export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean; workers?: string | undefined }, stderr: NodeJS.WriteStream = process.stderr): Promise<void> {
   const config = loadConfig(flags);
+  installBenchGc();
   // Several workers: this process becomes their primary (cluster/primary.ts); each worker runs the
   // rest of this function as a node of its own, named by the primary.
   const worker = workerRole();
@@ -90,6 +92,8 @@ export async function serve(flags: ConfigFlags & { benchNoRecording?: boolean; w
         else if (m.gh === 'retire' && !stopping && retiring === undefined) {
           // Replaced by fresh workers (SIGHUP): accept nothing new, let every session end by itself.
           app.stopAccepting();
+          // A fresh worker took housekeeping over: two would mirror the audit log twice, scan twice…
+          void app.stopHousekeeping().catch((err: unknown) => log.warn({ err }, 'retiring: stopping housekeeping failed'));
           log.info({ sessions: app.ssh.live.size }, 'retiring: fresh workers accept new connections; this one exits after its last session');
           retiring = setInterval(() => {
             if (app.ssh.live.size === 0 && !stopping) { clearInterval(retiring); onSignal!('SIGHUP'); }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { postgresAvailable, SHARED_PG_ENV, startPostgres, type Postgres } from './helpers/postgres.js';
 
 /**
  * The whole test run gets one temporary root, handed to every worker and every process they start
@@ -9,11 +10,13 @@ import path from 'node:path';
  * root (by PID) and removes the root, also after failures, so nothing is left in the machine's
  * temp directory run after run.
  */
-export default function setup(): () => void {
+export default function setup(): () => Promise<void> {
   const outer = os.tmpdir();
   const root = fs.mkdtempSync(path.join(outer, 'gh-run-'));
   process.env.TMPDIR = root;
-  return () => {
+  const pg = sharedPostgres(root);
+  return async () => {
+    await pg.stop();
     process.env.TMPDIR = outer;
     const running = processesUsing(root);
     for (const pid of running) {
@@ -33,6 +36,46 @@ export default function setup(): () => void {
     // scripts/test.sh turns this into a failed run.
     const report = process.env.GATEHOUSE_TEST_LEFTOVERS;
     if (report) fs.writeFileSync(report, problems.join('\n') + '\n');
+  };
+}
+
+/**
+ * One PostgreSQL cluster for the whole run, started on demand: the first file that needs one asks
+ * for it (test/helpers/postgres.ts sharedDatabases writes the `.want` file next to the ready file)
+ * and every such file then makes databases of its own in it, instead of an initdb each. A run
+ * without such a file starts nothing. Without the postgresql package nothing starts
+ * (postgresAvailable() throws in CI, where the files that need it then fail).
+ */
+function sharedPostgres(root: string): { stop(): Promise<void> } {
+  let available = false;
+  try { available = postgresAvailable(); } catch { /* CI without the package: the files that need it fail */ }
+  if (!available) return { stop: async () => undefined };
+  const ready = path.join(root, 'shared-postgres.json');
+  const want = `${ready}.want`;
+  process.env[SHARED_PG_ENV] = ready;
+  const write = (v: object) => {
+    fs.writeFileSync(`${ready}.tmp`, JSON.stringify(v));
+    fs.renameSync(`${ready}.tmp`, ready);
+  };
+  let started: Promise<Postgres | null> | null = null;
+  // Watching a file in this (otherwise idle) process: a stat every 200 ms until someone asks.
+  const watch = setInterval(() => {
+    if (started !== null || !fs.existsSync(want)) return;
+    clearInterval(watch);
+    // Two files at a time, each store a pool and each e2e file two gatehouse nodes: room for all.
+    started = startPostgres({ maxConnections: 300 }).then(
+      (server) => { write({ admin: server.urlOf('postgres') }); return server; },
+      (err: Error) => { write({ error: err.message }); return null; },
+    );
+  }, 200);
+  return {
+    async stop() {
+      clearInterval(watch);
+      const server = await started;
+      await server?.stop();
+      for (const f of [ready, want]) fs.rmSync(f, { force: true });
+      delete process.env[SHARED_PG_ENV];
+    },
   };
 }
 

@@ -64,7 +64,7 @@ export interface AuditPayloads {
   'web.login': { user: string; source: string; method?: 'totp' | 'webauthn' };
   'web.login_failed': { user: string; source: string; reason: string };
   'web.logout': { user: string; source: string };
-  'web.live_view': { user: string; source: string; session: string; channel: number; sessionUser: string };
+  'web.live_view': { user: string; source: string; session: string; channel: number; sessionUser: string; via?: 'process' | 'spool' };
   'session.refused': { user: string; source: string; reason: string; live: number; limit: number };
   'auth.success': { user: string; key: string; source: string; method: 'publickey+totp' | 'publickey+grace' | 'publickey-sk' | 'publickey-sk+totp' };
   'auth.failure': { user: string; source: string; reason: AuthFailureReason; key?: string };

@@ -6,7 +6,7 @@ import type { Logger } from '../shared/logger.js';
 import type { Store, TotpRecord } from '../store/types.js';
 import { fingerprintOf, isSecurityKeyType, isWeakSignature } from './sshkey.js';
 import { proveKey } from './keyproof.js';
-import type { AddressThrottle, MfaGrace } from './throttle.js';
+import type { MfaGrace, Throttle } from './throttle.js';
 import { clientName } from './names.js';
 import type { PendingMfa } from './pending.js';
 import { checkSecondFactor } from './secondfactor.js';
@@ -38,7 +38,7 @@ export interface AuthDeps {
   config: Config;
   masterKey: Buffer;
   log: Logger;
-  throttle: AddressThrottle;
+  throttle: Throttle;
   grace: MfaGrace;
   /** Shared by all connections: caps how many of one user's connections wait at the TOTP prompt. */
   pendingMfa: PendingMfa;
@@ -57,17 +57,19 @@ export class ConnectionAuth {
   private notice: string | null = null;
   /** Set when the connection must be closed (too many attempts). */
   onGiveUp: () => void = () => undefined;
+  private disposed = false;
 
   constructor(private readonly deps: AuthDeps, private readonly source: string) {}
 
   /** The connection closed: give up its seat at the TOTP prompt. Safe to call more than once. */
   dispose(): void {
+    this.disposed = true;
     this.backToKey();
   }
 
   /** Forget the first factor (and the seat at the prompt it held): the key is asked again. */
   private backToKey(): void {
-    if (this.factor1) this.deps.pendingMfa.leave(this.factor1.user, this);
+    if (this.factor1) void this.deps.pendingMfa.leave(this.factor1.user, this);
     this.factor1 = null;
     this.factor1Sk = false;
   }
@@ -82,7 +84,7 @@ export class ConnectionAuth {
   private async fail(ctx: AuthContext, user: string, reason: AuthFailureReason, methods: string[], partial = false, key?: string): Promise<void> {
     const { store, throttle } = this.deps;
     await store.audit.append(draft('auth.failure', 'system', { user: clientName(user), source: this.source, reason, ...(key ? { key } : {}) }));
-    const delay = throttle.failure(this.source);
+    const delay = await throttle.failure(this.source);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     ctx.reject(methods as never, partial);
   }
@@ -149,17 +151,19 @@ export class ConnectionAuth {
       return this.succeed(ctx, who, 'publickey-sk');
     }
     // Grace needs the same TOTP enrolment as when it was granted: a reset ends the trust.
-    if (config.auth.mfaGrace > 0 && totp && grace.trusts(user.name, fp, this.source, totp.createdAt)) {
+    if (config.auth.mfaGrace > 0 && totp && (await grace.trusts(user.name, fp, this.source, totp.createdAt))) {
       this.backToKey();
       return this.succeed(ctx, who, 'publickey+grace');
     }
     if (this.factor1 && this.factor1.user !== user.name) this.backToKey();
-    if (!this.deps.pendingMfa.enter(user.name, this)) {
+    if (!(await this.deps.pendingMfa.enter(user.name, this))) {
       this.deps.log.warn({ user: user.name, source: this.source, limit: this.deps.pendingMfa.limit }, 'too many connections of this user wait at the TOTP prompt');
       return this.fail(ctx, user.name, 'too_many_pending_mfa', ['publickey'], false, fp);
     }
     this.factor1 = who;
     this.factor1Sk = proof.securityKey;
+    // Closed while the seat was being taken: give it back now rather than at its expiry.
+    if (this.disposed) { this.backToKey(); return; }
     ctx.reject(['keyboard-interactive'], true);
   }
 
@@ -192,7 +196,9 @@ export class ConnectionAuth {
     // And again at the moment of success, for a change that landed while the code was checked.
     const changed = await this.changedSinceKey(who, rec);
     if (changed !== null) return this.endChanged(ctx, who, changed);
-    this.deps.grace.remember(who.user, who.fingerprint, this.source, rec.createdAt);
+    // A trust that cannot be stored only means the next login asks for the code again.
+    await this.deps.grace.remember(who.user, who.fingerprint, this.source, rec.createdAt)
+      .catch((err: unknown) => this.deps.log.warn({ err, user: who.user }, 'could not store the mfaGrace trust'));
     const sk = this.factor1Sk;
     this.backToKey();
     return this.succeed(ctx, { ...who, totpCreatedAt: rec.createdAt }, sk ? 'publickey-sk+totp' : 'publickey+totp');

@@ -28,8 +28,9 @@ import { commands as retention } from './commands/retention.js';
 import { commands as request } from './commands/request.js';
 import { commands as fleet } from './commands/fleet.js';
 import { commands as nodes } from './commands/nodes.js';
+import { commands as migrate } from './commands/migrate.js';
 
-export const COMMANDS: Command[] = [...serve, ...user, ...group, ...host, ...grant, ...access, ...sessions, ...sessionFile, ...audit, ...verify, ...key, ...ca, ...knownHosts, ...backup, ...retention, ...request, ...nodes, ...fleet];
+export const COMMANDS: Command[] = [...serve, ...user, ...group, ...host, ...grant, ...access, ...sessions, ...sessionFile, ...audit, ...verify, ...key, ...ca, ...knownHosts, ...backup, ...retention, ...request, ...nodes, ...fleet, ...migrate];
 
 const GLOBAL_OPTIONS: Options = {
   data: { type: 'string' },

@@ -13,3 +13,13 @@ export function nodeLockPath(dataDir: string, name: string): string {
   const safe = name.replace(/[^A-Za-z0-9._:-]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).replace(/^\./, '%2e');
   return path.join(dir, `${safe}.serve.lock`);
 }
+
+/**
+ * Where a node that holds the serve lock of `name` notes the incarnation it claimed in the store.
+ * The next server of that name on this data directory holds the same lock, so the process that wrote
+ * the file is gone: its store row may be taken at once, however fresh its last heartbeat. Proof by
+ * host name and PID was not enough (two machines can share both: containers, cloned VMs).
+ */
+export function nodeIncarnationPath(dataDir: string, name: string): string {
+  return nodeLockPath(dataDir, name).replace(/\.serve\.lock$/, '.incarnation');
+}

@@ -1,9 +1,11 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import type { Config } from '../config/schema.js';
 import type { LiveSession } from '../proxy/connection.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import type { Store } from '../store/types.js';
+import type { NodeRecord, Store } from '../store/types.js';
+import { nodeIncarnationPath } from './lock.js';
 import { reapDeadNodes } from './reap.js';
 import { StoreHealth } from './health.js';
 
@@ -27,10 +29,19 @@ export interface NodeDeps {
   addresses?: () => string[];
   /** Only nodes that run the cluster's housekeeping reap (one per machine is enough; all may). */
   reaper?: boolean;
+  /**
+   * The data directory whose serve lock for `name` this process holds (cluster/lock.ts); absent
+   * for a worker, whose primary holds the lock of the node's name.
+   */
+  lockDir?: string;
 }
 
 export interface ClusterNode {
   readonly name: string;
+  /** This process's current generation of the name (a new one after being reaped and claiming again). */
+  incarnation(): string;
+  /** Stop reaping other nodes (a worker retiring after SIGHUP hands housekeeping to a fresh one). */
+  stopReaping(): void;
   readonly health: StoreHealth;
   /** Non-null while new logins must be refused: the line the operator is shown. */
   refusal(): string | null;
@@ -50,30 +61,35 @@ export function heartbeatEvery(deadAfterMs: number): number {
 export const STORE_LOST_MESSAGE = 'gatehouse cannot reach its database right now; new logins are refused. Try again in a minute.';
 
 /**
- * Claim a node name for this process. A holder whose heartbeat is fresh is refused, unless it ran on
- * this host and its PID is gone (a restart right after a crash or kill -9, when its heartbeat is
- * still young): a process this host can see is dead holds nothing.
+ * Claim a node name for this process; each claim is a new generation (incarnation) of the name. A
+ * holder whose heartbeat is fresh is refused, unless this process holds the serve lock of the name in
+ * `lockDir` and the holder's incarnation is the one noted there (a restart right after a crash or
+ * kill -9, when the heartbeat is still young): the lock proves that process gone. Host name and PID
+ * prove nothing (two machines may share both), so they no longer let a name be taken.
  */
-export async function claimName(store: Store, name: string, staleMs: number, addresses: string[] = []): Promise<void> {
+export async function claimName(store: Store, name: string, staleMs: number, addresses: string[] = [], lockDir?: string): Promise<NodeRecord> {
   const me = { name, pid: process.pid, host: os.hostname(), addresses };
-  const row = (await store.nodes.list()).find((n) => n.name === name);
-  const deadHere = row !== undefined && row.host === me.host && row.pid !== me.pid && !pidAlive(row.pid);
-  await store.nodes.claim(me, deadHere ? 0 : staleMs);
-}
-
-function pidAlive(pid: number): boolean {
+  const file = lockDir === undefined ? null : nodeIncarnationPath(lockDir, name);
+  let previous: string | undefined;
   try {
-    process.kill(pid, 0);
-    return true;
+    previous = file ? fs.readFileSync(file, 'utf8').trim() : undefined;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  const rec = await store.nodes.claim(me, staleMs, previous);
+  if (file) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `${rec.incarnation}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  }
+  return rec;
 }
 
 export async function joinCluster(deps: NodeDeps): Promise<ClusterNode> {
   const { store, clock, log, config, name } = deps;
   const deadAfter = config.node.deadAfter;
-  await claimName(store, name, deadAfter, deps.addresses?.() ?? []);
+  let incarnation = (await claimName(store, name, deadAfter, deps.addresses?.() ?? [], deps.lockDir)).incarnation;
+  let reaper = deps.reaper !== false;
   const health = new StoreHealth({
     clock, graceMs: config.node.storeLossGrace, log,
     expire: () => {
@@ -84,17 +100,18 @@ export async function joinCluster(deps: NodeDeps): Promise<ClusterNode> {
   let stopped = false;
   let beating: Promise<void> | null = null;
   const beat = async () => {
-    const ok = await store.nodes.heartbeat(name, process.pid, deps.addresses?.());
+    const ok = await store.nodes.heartbeat(name, incarnation, deps.addresses?.());
     if (!ok) {
       // Another node took this one for dead (a pause longer than deadAfter) and closed its sessions
       // in the store: they cannot go on as if nothing happened. End them, and claim the name again.
       const live = [...deps.live()];
       log.error({ node: name, sessions: live.length }, 'this node was taken for dead by another node (heartbeat too late); ending its live sessions and registering again');
       for (const s of live) s.end('node_reaped', 'session ended: this bastion node was taken for dead by the cluster');
-      await store.nodes.claim({ name, pid: process.pid, host: os.hostname(), addresses: deps.addresses?.() ?? [] }, deadAfter);
+      // A new generation: a reaper still closing the old one's sessions cannot touch the new ones.
+      incarnation = (await claimName(store, name, deadAfter, deps.addresses?.() ?? [], deps.lockDir)).incarnation;
     }
-    if (deps.reaper !== false) {
-      await reapDeadNodes({ store, me: name, deadAfterMs: deadAfter, now: clock.now(), root: deps.recordings, sign: deps.sign, log });
+    if (reaper) {
+      await reapDeadNodes({ store, me: name, deadAfterMs: deadAfter, root: deps.recordings, sign: deps.sign, log });
     }
   };
   const timer = setInterval(() => {
@@ -108,13 +125,15 @@ export async function joinCluster(deps: NodeDeps): Promise<ClusterNode> {
   return {
     name,
     health,
+    incarnation: () => incarnation,
+    stopReaping: () => { reaper = false; },
     refusal: () => (health.lost() ? STORE_LOST_MESSAGE : null),
     async stop() {
       stopped = true;
       clearInterval(timer);
       health.stop();
       await beating;
-      await store.nodes.leave(name, process.pid).catch((err: unknown) => log.warn({ err }, 'could not mark this node stopped'));
+      await store.nodes.leave(name, incarnation).catch((err: unknown) => log.warn({ err }, 'could not mark this node stopped'));
     },
   };
 }

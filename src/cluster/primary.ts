@@ -12,6 +12,8 @@ import type { Store } from '../store/types.js';
 import { nodeLockPath } from './lock.js';
 import { claimName, heartbeatEvery, nodeName } from './node.js';
 import { isToPrimary, WORKER_HOUSEKEEPING_ENV, WORKER_NAME_ENV, type ToWorker } from './workers.js';
+import { throttleAnswerer } from './throttle.js';
+import { AddressThrottle } from '../auth/throttle.js';
 
 /**
  * `serve --workers N`: this process holds the node's name (its lock and its row in the store),
@@ -53,9 +55,10 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
   const lock = acquireServeLock(nodeLockPath(dataDir.paths.dir, name), systemClock.now());
   let store: Store | undefined;
   let beat: NodeJS.Timeout | undefined;
+  let incarnation = '';
   try {
     store = await openStore({ config, dataDir, clock: systemClock });
-    await claimName(store, name, config.node.deadAfter);
+    incarnation = (await claimName(store, name, config.node.deadAfter, [], dataDir.paths.dir)).incarnation;
     await recoverMachine(store, name, dataDir.paths.recordings, signer(dataDir.hostKey), log);
   } catch (err) {
     await store?.close().catch(() => undefined);
@@ -66,11 +69,13 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
   beat = setInterval(() => {
     void (async () => {
       // Taken for dead by another node (a long pause): it holds no session, so it only registers again.
-      if (!(await db.nodes.heartbeat(name, process.pid))) await db.nodes.claim({ name, pid: process.pid, host: os.hostname(), addresses: [] }, config.node.deadAfter);
+      if (!(await db.nodes.heartbeat(name, incarnation))) incarnation = (await claimName(db, name, config.node.deadAfter, [], dataDir.paths.dir)).incarnation;
     })().catch((err: unknown) => log.warn({ err }, 'primary heartbeat failed'));
   }, heartbeatEvery(config.node.deadAfter));
 
   const slots = new Map<Worker, Slot>();
+  // The node's one pre-auth throttle, asked by every worker (cluster/throttle.ts).
+  const answerThrottle = throttleAnswerer(new AddressThrottle(systemClock));
   let nextIndex = 1;
   let generation = 1;
   let stopping = false;
@@ -87,6 +92,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
     const wname = `${name}/w${nextIndex++}`;
     const w = cluster.fork({ [WORKER_NAME_ENV]: wname, [WORKER_HOUSEKEEPING_ENV]: housekeeping ? '1' : '0' });
     slots.set(w, { name: wname, housekeeping, generation: gen, ready: false, retiring: false });
+    w.on('message', (m: unknown) => answerThrottle(w, m));
     w.on('message', (m: unknown) => {
       const slot = slots.get(w);
       if (!slot || !isToPrimary(m)) return;
@@ -125,11 +131,17 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
     }
     if (slot.retiring && code === 0) {
       log.info({ worker: slot.name, pid }, 'an old worker finished its last session and exited');
+      // It left its row stopped: a worker's name never comes back, so the row goes (nodes stay few).
+      void db.nodes.prune().catch((err: unknown) => log.warn({ err }, 'could not drop the rows of old workers'));
       return;
     }
     // A crash: what it held is closed here, before its place is taken.
     log.error({ worker: slot.name, pid, code, signal }, 'a worker died: closing its sessions as interrupted and starting another');
-    void recoverNode(db, slot.name, dataDir.paths.recordings, signer(dataDir.hostKey), log, pid)
+    void (async () => {
+      const incarnation = (await db.nodes.list()).find((n) => n.name === slot.name)?.incarnation;
+      await recoverNode(db, slot.name, dataDir.paths.recordings, signer(dataDir.hostKey), log, incarnation);
+      await db.nodes.prune();
+    })()
       .catch((err: unknown) => log.error({ err, worker: slot.name }, 'could not close the sessions of a dead worker'));
     // A fresh worker of a SIGHUP that dies before it serves is not replaced: reload() sees it gone and
     // keeps the old workers serving (new code that does not start must not crash-loop the node down).
@@ -224,7 +236,8 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
   process.off('SIGINT', onSignal);
   process.off('SIGHUP', onHup);
   clearInterval(beat);
-  await db.nodes.leave(name, process.pid).catch(() => undefined);
+  await db.nodes.prune().catch(() => undefined);
+  await db.nodes.leave(name, incarnation).catch(() => undefined);
   await db.close();
   lock.release();
   if (failure) throw failure;
@@ -238,22 +251,28 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
  */
 export async function recoverMachine(store: Store, name: string, root: string, sign: (h: string) => string, log: Logger): Promise<void> {
   const names = new Set([name]);
-  const pids = new Map<string, number>();
+  const generations = new Map<string, string>();
   for (const n of await store.nodes.list()) {
     // Only this machine's workers that neither left cleanly nor were reaped: a NAME/wK row of another
     // host is another server's (a name clash), and its sessions are not this primary's to close.
+    // (Two machines sharing a host name and node name cannot get here both: the name's claim, by
+    // incarnation, refuses the second while the first is live.)
     if (n.name.startsWith(`${name}/`) && n.host === os.hostname() && n.stoppedAt === null && n.reapedAt === null) {
       names.add(n.name);
-      pids.set(n.name, n.pid);
+      generations.set(n.name, n.incarnation);
     }
   }
-  for (const n of names) await recoverNode(store, n, root, sign, log, pids.get(n));
+  for (const n of names) await recoverNode(store, n, root, sign, log, generations.get(n));
+  await store.nodes.prune();
 }
 
-/** Close one node's leftovers: its open recordings (cut to the last line), then its sessions as interrupted. */
-export async function recoverNode(store: Store, name: string, root: string, sign: (h: string) => string, log: Logger, pid?: number): Promise<void> {
+/**
+ * Close one node's leftovers: its open recordings (cut to the last line), then its sessions as
+ * interrupted; a worker's row (`incarnation` given) is marked stopped and, with nothing left open, dropped.
+ */
+export async function recoverNode(store: Store, name: string, root: string, sign: (h: string) => string, log: Logger, incarnation?: string): Promise<void> {
   await recoverRecordings(store, root, sign, log, name);
   const ids = await store.sessions.closeInterrupted(name);
   if (ids.length > 0) log.warn({ node: name, sessions: ids }, 'closed sessions left open by a previous run as interrupted');
-  if (pid !== undefined) await store.nodes.leave(name, pid);
+  if (incarnation !== undefined) await store.nodes.leave(name, incarnation);
 }

@@ -13,21 +13,33 @@ import type { NodeRecord, Store } from '../store/types.js';
  * visible here (several nodes on one shared data directory); with one data directory per node the
  * files are on the dead node's disk and its own next start recovers them (recorder/recovery.ts).
  * A live node is never reaped: its heartbeat is fresh, and reap() checks that in the same step.
+ *
+ * Time is the store's (store.nodes.now(): the database's clock on PostgreSQL), never this node's.
+ * A reap closes only the sessions of the generation (incarnation) it reaped: a paused node that comes
+ * back claims its name again as a new generation, and its new sessions are not touched. The closing
+ * step (sessions, the reap marked done, `node.reaped`) is one transaction; a reap whose reaper died
+ * before it is finished by a later sweep of any reaper once deadAfter has passed again. Then the rows
+ * of workers with nothing left open are pruned.
  */
 export async function reapDeadNodes(o: {
-  store: Store; me: string; deadAfterMs: number; now: number; root: string; sign: (h: string) => string; log: Logger;
+  store: Store; me: string; deadAfterMs: number; root: string; sign: (h: string) => string; log: Logger;
 }): Promise<string[]> {
   const { store, me, log } = o;
   const reaped: string[] = [];
+  const now = await store.nodes.now();
   for (const n of await store.nodes.list()) {
-    if (!isDead(n, me, o.now - o.deadAfterMs)) continue;
-    if (!(await store.nodes.reap(n.name, o.now - o.deadAfterMs, me))) continue;
+    let incarnation: string | null = null;
+    if (isDead(n, me, now - o.deadAfterMs)) incarnation = await store.nodes.reap(n.name, o.deadAfterMs, me);
+    else if (unfinished(n, now - o.deadAfterMs)) incarnation = n.incarnation;
+    if (incarnation === null) continue;
+    const recordings = await recoverPresent(store, new Set(await store.nodes.orphans(n.name, incarnation)), o.root, o.sign, log, n.name);
+    const sessions = await store.nodes.finishReap(n.name, incarnation, me, recordings);
+    if (sessions === null) continue;
     reaped.push(n.name);
-    const recordings = await recoverPresent(store, n.name, o.root, o.sign, log);
-    const sessions = await store.sessions.closeInterrupted(n.name);
-    await store.audit.append(draft('node.reaped', 'system', { node: n.name, by: me, lastHeartbeat: new Date(n.heartbeatAt).toISOString(), sessions, recordings }));
     log.warn({ node: n.name, lastHeartbeat: new Date(n.heartbeatAt).toISOString(), sessions, recordings }, 'a node stopped sending heartbeats: its open sessions are closed as interrupted');
   }
+  const pruned = await store.nodes.prune();
+  if (pruned.length > 0) log.info({ nodes: pruned }, 'dropped the rows of workers that are gone');
   return reaped;
 }
 
@@ -35,12 +47,17 @@ export function isDead(n: NodeRecord, me: string, before: number): boolean {
   return n.name !== me && n.stoppedAt === null && n.reapedAt === null && n.heartbeatAt < before;
 }
 
-/** The dead node's open recordings whose files this node can see: cut to the last line, chained as interrupted. */
-async function recoverPresent(store: Store, node: string, root: string, sign: (h: string) => string, log: Logger): Promise<number> {
+/** Reaped long enough ago that its reaper, had it lived, would have finished (it died in between). */
+export function unfinished(n: NodeRecord, before: number): boolean {
+  return n.reapedAt !== null && n.reapDoneAt === null && n.reapedAt < before;
+}
+
+/** The dead generation's open recordings whose files this node can see: cut to the last line, chained as interrupted. */
+async function recoverPresent(store: Store, sessions: Set<string>, root: string, sign: (h: string) => string, log: Logger, node: string): Promise<number> {
   let n = 0;
+  if (sessions.size === 0) return 0;
   for (const r of await store.recordings.listOpen()) {
-    const owner = (await store.sessions.get(r.sessionId))?.node ?? null;
-    if (owner !== node) continue;
+    if (!sessions.has(r.sessionId)) continue;
     // The spool file, never a path that climbs out of it (recorder/storage). With object storage the
     // closed file is uploaded by the next start's resume of any node sharing this spool.
     const file = localRecordingFile(root, r.path);

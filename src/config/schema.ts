@@ -228,10 +228,11 @@ export const configSchema = z.strictObject({
       /** A node silent this long has its open sessions closed as interrupted by a surviving node. */
       deadAfter: duration('30s').refine((ms) => ms >= 2_000 && ms <= 60_000, 'expected a duration from 2s to 60s'),
       /**
-       * Worker processes of `serve` ("auto": one per core; 1: one process, no primary). Default 1
-       * until the live view, auth.mfaGrace and the per-user limits are shared between workers.
+       * Worker processes of `serve` ("auto": one per core; 1: one process, no primary). What must
+       * hold across workers (revocation, kills, MFA grace, TOTP-prompt seats, maxPerUser, the live
+       * view) goes through the store and the recordings spool, as between nodes.
        */
-      workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
+      workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
       /** When the store cannot be reached: new logins are refused at once, live sessions end after this. */
       storeLossGrace: duration('60s'),
     })

@@ -62,6 +62,11 @@ async function snapshot(db: string, dest: string): Promise<SnapshotInfo> {
   try {
     // One self-contained file: no -wal beside it (the server puts it back in WAL mode at start).
     snap.pragma('journal_mode = DELETE');
+    // Short-lived login state is not restored: a restored MFA grace would let a key log in without
+    // its TOTP on the restored server, and TOTP-prompt seats belong to connections long gone.
+    for (const t of ['mfa_grace', 'mfa_pending']) {
+      if (snap.prepare<[string], { n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?").get(t)!.n > 0) snap.exec(`DELETE FROM ${t}`);
+    }
     const check = snap.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new GatehouseError('GH_STORE', `the database copy fails SQLite's check: ${String(check)}`, { hint: 'run gatehouse verify on the server, and sqlite3 gatehouse.db "PRAGMA integrity_check"' });
     const cols = snap.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('recordings')").all().map((c) => c.name);

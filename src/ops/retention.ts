@@ -44,7 +44,14 @@ export async function sweepRetention(d: RetentionDeps): Promise<SweepResult> {
   // Stored file contents (recording.fileContent) go with their recording, before it.
   const removeFile = async (r: { path: string; kind: string }) => { await removeContents(storage, r); return storage.remove(r.path); };
   // Marked first, then the file: a crash between the two leaves a file to remove, never a hole.
-  for (const r of await d.store.retention.deleted()) if (await removeFile(r)) result.leftovers++;
+  // Once the files are confirmed gone the row says so, and later sweeps skip it (with S3 each
+  // check is a request: one per deleted row on every sweep, for ever, otherwise).
+  const purge = async (r: { sessionId: string; channel: number; path: string; kind: string }): Promise<boolean> => {
+    const removed = await removeFile(r);
+    await d.store.retention.purged(r.sessionId, r.channel);
+    return removed;
+  };
+  for (const r of await d.store.retention.deleted()) if (await purge(r)) result.leftovers++;
   while (result.deleted < MAX_PER_SWEEP) {
     const batch = await d.store.retention.expired(before, BATCH);
     if (batch.length === 0) break;
@@ -53,7 +60,7 @@ export async function sweepRetention(d: RetentionDeps): Promise<SweepResult> {
       if (!(await d.store.retention.markDeleted(r.sessionId, r.channel, { actor }))) continue;
       progressed = true;
       result.deleted++;
-      await removeFile(r);
+      await purge(r);
     }
     // Every row of the batch was held or taken meanwhile: nothing more to do now.
     if (!progressed) break;

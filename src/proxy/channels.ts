@@ -30,6 +30,8 @@ type Kind = 'shell' | 'exec' | 'subsystem';
 
 export interface SessionChannelOptions {
   targetKeysDir: string;
+  /** Derives the target keys that have no file in targetKeysDir (proxy/targetkeys.ts). */
+  masterKey: Buffer;
   /** Set for the channels of an inner (`ssh -J`) connection: the target was chosen at the jump. */
   fixed?: { login: string; host: string };
   /** `request LOGIN@HOST …` in command mode (absent: no such command). */
@@ -121,7 +123,7 @@ export function handleSessionChannel(session: Session, conn: OperatorConnection,
   /** Operators serve themselves the known_hosts lines `ssh -J` needs: the hosts the gate lets them jump to. */
   async function knownHosts(down: ServerChannel): Promise<void> {
     const reachable = await conn.gate.reachable(conn.identity, 'jump', conn.now());
-    const lines = reachable.flatMap((r) => knownHostsLines(r.host, targetHostKey(opts.targetKeysDir, r.host.id).publicKey));
+    const lines = reachable.flatMap((r) => knownHostsLines(r.host, targetHostKey(opts.targetKeysDir, r.host.id, opts.masterKey).publicKey));
     down.write(lines.map((l) => `${l}\n`).join(''), () => { down.exit(0); down.end(); });
   }
 

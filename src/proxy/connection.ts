@@ -44,8 +44,6 @@ export interface ConnectionDeps extends AuthDeps {
 export interface ConnectionHooks {
   /** Both factors passed: the pre-auth slot and the login grace timer end here. */
   authenticated(): void;
-  /** Live sessions of this user on this node, this one excluded. */
-  liveOf(user: string): number;
   register(c: LiveSession): void;
   unregister(c: LiveSession): void;
   /** Work the server waits for before it stops (session rows being closed). */
@@ -169,21 +167,24 @@ export class OperatorConnection implements LiveSession {
     const { store, config } = this.deps;
     const identity = this.identity;
     this.phase = 'opening';
-    // Counted and registered in one synchronous step, so two connections racing cannot both
-    // take the last place.
-    const running = this.hooks.liveOf(identity.user);
-    if (running >= config.sessions.maxPerUser) {
-      this.phase = 'refused';
-      this.endReason = 'refused';
-      this.refusal = `you already have ${running} live sessions (the limit is ${config.sessions.maxPerUser}); end one first`;
-      const t = setTimeout(() => this.hangUp(), REFUSED_CLOSE_MS);
-      t.unref();
-      await store.audit.append(draft('session.refused', 'system', { user: identity.user, source: this.source, reason: 'max_per_user', live: running, limit: config.sessions.maxPerUser }));
-      return;
-    }
+    // Registered at once, so revocation sees it while it opens; unregistered if refused.
     this.hooks.register(this);
     try {
-      await store.sessions.open({ id: this.id, user: identity.user, keyFingerprint: identity.fingerprint, sourceAddr: this.source, mode: 'command', node: this.deps.node });
+      // The seat count and the session row in one store step, across every worker and node, so two
+      // connections racing for the last seat get one (sessions of dead nodes do not count).
+      const seat = await store.logins.openSession(
+        { id: this.id, user: identity.user, keyFingerprint: identity.fingerprint, sourceAddr: this.source, mode: 'command', node: this.deps.node },
+        { limit: config.sessions.maxPerUser, deadAfterMs: config.node.deadAfter });
+      if (!seat.opened) {
+        this.hooks.unregister(this);
+        if (this.phase === 'opening') this.phase = 'refused';
+        this.endReason = 'refused';
+        this.refusal = `you already have ${seat.live} live sessions (the limit is ${config.sessions.maxPerUser}); end one first`;
+        const t = setTimeout(() => this.hangUp(), REFUSED_CLOSE_MS);
+        t.unref();
+        await store.audit.append(draft('session.refused', 'system', { user: identity.user, source: this.source, reason: 'max_per_user', live: seat.live, limit: config.sessions.maxPerUser }));
+        return;
+      }
       await store.audit.append(draft('session.start', 'system', { session: this.id, user: identity.user, source: this.source, key: identity.fingerprint }));
       if (this.phase === 'opening') this.phase = 'live';
     } catch (err) {
@@ -492,7 +493,8 @@ export class OperatorConnection implements LiveSession {
     this.closeTargets();
     const { store, clock, log } = this.deps;
     const closing = this.opened.then(() => this.settled()).then(async () => {
-      if (refused) return;
+      // Refused by the seat count after the client had gone: there is no row to close.
+      if (refused || this.endReason === 'refused') return;
       const row = await store.sessions.close(this.id, this.endReason, this.up, this.down);
       await store.audit.append(draft('session.end', 'system', {
         session: this.id, user: this.identity.user, reason: this.endReason, durationMs: clock.now() - this.started,

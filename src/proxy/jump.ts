@@ -24,6 +24,8 @@ export interface JumpOptions {
   store: Store;
   ident: string;
   targetKeysDir: string;
+  /** Derives the target keys that have no file in targetKeysDir (proxy/targetkeys.ts). */
+  masterKey: Buffer;
   /** Set inside an inner (`ssh -J`) connection: the login the operator named there. */
   innerLogin?: string;
 }
@@ -114,7 +116,7 @@ function forward(ch: ServerChannel, grant: Grant, host: HostRecord, port: number
 
 function startInner(channel: ServerChannel, host: HostRecord, conn: OperatorConnection, opts: JumpOptions): void {
   const { store } = opts;
-  const key = targetHostKey(opts.targetKeysDir, host.id);
+  const key = targetHostKey(opts.targetKeysDir, host.id, opts.masterKey);
   const identity = conn.identity;
   const inner = new ssh2.Server({ hostKeys: [key.privateKey], algorithms: SERVER_ALGORITHMS, ident: opts.ident }, (innerConn) => {
     let login: string | null = null;
@@ -142,7 +144,7 @@ function startInner(channel: ServerChannel, host: HostRecord, conn: OperatorConn
     });
     innerConn.on('ready', () => {
       const fixed = { login: login!, host: host.name };
-      innerConn.on('session', (accept) => handleSessionChannel(accept(), conn, { targetKeysDir: opts.targetKeysDir, fixed }));
+      innerConn.on('session', (accept) => handleSessionChannel(accept(), conn, { targetKeysDir: opts.targetKeysDir, masterKey: opts.masterKey, fixed }));
       innerConn.on('tcpip', (accept, reject, info) => handleDirectTcpip(accept, reject, info, conn, { ...opts, innerLogin: fixed.login }));
       innerConn.on('openssh.streamlocal', (_a, reject) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, 'unix socket forwarding is refused'));
       innerConn.on('request', (_a, reject) => reject?.());

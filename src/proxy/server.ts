@@ -68,9 +68,9 @@ export function createSshServer(deps: SshServerDeps): SshServer {
   const peer = (ip: string | undefined, port: number | undefined) => `${ip ?? '?'}|${port ?? 0}`;
 
   const handlers = {
-    session: (ch: ssh2.Session, conn: OperatorConnection) => handleSessionChannel(ch, conn, { targetKeysDir: deps.targetKeysDir, requests: { store, config }, fleet: { store, config } }),
+    session: (ch: ssh2.Session, conn: OperatorConnection) => handleSessionChannel(ch, conn, { targetKeysDir: deps.targetKeysDir, masterKey: deps.masterKey, requests: { store, config }, fleet: { store, config } }),
     tcpip: (accept: () => ssh2.ServerChannel, reject: () => void, info: ssh2.TcpipRequestInfo, conn: OperatorConnection) =>
-      handleDirectTcpip(accept, reject, info, conn, { store, ident: SSH_IDENT, targetKeysDir: deps.targetKeysDir }),
+      handleDirectTcpip(accept, reject, info, conn, { store, ident: SSH_IDENT, targetKeysDir: deps.targetKeysDir, masterKey: deps.masterKey }),
     refused: (reject: () => void, message: string) => rejectWith(reject, OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED, message),
   };
 
@@ -79,7 +79,6 @@ export function createSshServer(deps: SshServerDeps): SshServer {
     const socket = byPeer.get(key);
     const c = new OperatorConnection(conn, info.ip, deps, {
       authenticated: () => { unauthenticated.get(key)?.authenticated(); },
-      liveOf: (user) => [...live.values()].filter((s) => s.identity.user === user).length,
       register: (s) => live.set(s.id, s),
       unregister: (s) => { if (live.get(s.id) === s) live.delete(s.id); },
       track: (p) => { pending.add(p); void p.finally(() => pending.delete(p)); },

@@ -211,18 +211,54 @@ export async function readFileContent(
  */
 export async function filesWithContent(
   storage: RecordingStorage, recs: RecordingRecord[], files: { channel: number; direction: string; path: string; sha256: string }[],
+  cache?: MarkerCache,
 ): Promise<Set<number>> {
   const byChannel = new Map<number, ContentMarker[]>();
   for (const r of recs) {
     if (r.kind !== 'transfer' || r.state === 'open') continue;
+    const known = cache?.get(r);
+    if (known) { byChannel.set(r.channel, known); continue; }
     const cast = await storage.read(r.path).catch(() => null);
-    if (cast) byChannel.set(r.channel, contentMarkers(cast, r.path));
+    if (!cast) continue;
+    const markers = contentMarkers(cast, r.path);
+    cache?.set(r, markers);
+    byChannel.set(r.channel, markers);
   }
   const out = new Set<number>();
   files.forEach((f, i) => {
     if (byChannel.get(f.channel)?.some((m) => m.direction === f.direction && m.path === f.path && m.sha256 === f.sha256)) out.add(i);
   });
   return out;
+}
+
+/**
+ * The content markers of closed transfer recordings, so a session page does not read (with S3:
+ * download) every transfer recording of the session on each view. A closed recording never changes:
+ * it is keyed by its row's path, size and SHA-256, so a recording whose row changed is read again.
+ * The download itself (readFileContent) always re-checks the recording and the content.
+ */
+export class MarkerCache {
+  private readonly entries = new Map<string, ContentMarker[]>();
+  constructor(private readonly max = 1000) {}
+
+  private key(r: RecordingRecord): string | null {
+    return r.state === 'open' || r.sha256 === null || r.size === null ? null : `${r.path}\0${r.size}\0${r.sha256}`;
+  }
+
+  get(r: RecordingRecord): ContentMarker[] | undefined {
+    const k = this.key(r);
+    if (k === null) return undefined;
+    const v = this.entries.get(k);
+    if (v) { this.entries.delete(k); this.entries.set(k, v); }
+    return v;
+  }
+
+  set(r: RecordingRecord, markers: ContentMarker[]): void {
+    const k = this.key(r);
+    if (k === null) return;
+    this.entries.set(k, markers);
+    while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+  }
 }
 
 /**

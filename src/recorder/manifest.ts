@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { isoTime } from '../shared/clock.js';
 import type { FileRecord, SessionRecord, Store } from '../store/types.js';
+import { contentMarkers } from './filecontent.js';
 import { asStorage } from './storage/local.js';
 import type { RecordingStorage } from './storage/types.js';
 import { hostKeyVerifier, verifyRecordings } from './verify.js';
@@ -9,7 +11,9 @@ import { hostKeyVerifier, verifyRecordings } from './verify.js';
  * What an auditor takes away (`gatehouse sessions export` and the web UI's export bundle alike):
  * the session, its channels, and each recording with its hash, chain position, signature and the
  * integrity verdict at export time, plus the recordings that exist (read through the storage:
- * `files[].read()`), named as in the bundle.
+ * `files[].read()`), named as in the bundle. Captured file contents (recording.fileContent) come
+ * along when their transfer recording is intact, each checked against its marker: an auditor's
+ * bundle holds the very bytes the session moved, or says why it does not (`contents[].verdict`).
  */
 export function sessionJson(s: SessionRecord) {
   return {
@@ -41,8 +45,32 @@ export async function exportManifest(
     })),
     chainOk: report.chain.ok,
     files: (await store.files.list(s.id)).map(fileJson),
+    contents: [] as { channel: number; direction: string; path: string; size: number; sha256: string; file: string | null; verdict: 'intact' | 'modified' | 'missing' }[],
   };
   const files: { name: string; read(): Promise<Buffer> }[] = [];
+  for (const r of recs) {
+    // Markers are trusted only in a transfer recording that verified intact (they are chained with it).
+    const verdict = report.items.find((i) => i.channel === r.channel)?.verdict;
+    if (r.kind !== 'transfer' || verdict !== 'intact') continue;
+    const cast = await storage.read(r.path);
+    if (!cast) continue;
+    for (const m of contentMarkers(cast, r.path)) {
+      const d = await storage.digest(m.file).catch(() => null);
+      const state = d === null ? 'missing' : d.size === m.size && d.sha256 === m.sha256 ? 'intact' : 'modified';
+      // Flat names in the bundle: SESSION-CHANNEL.cast.file-N beside the recording.
+      const name = state === 'intact' ? `${path.basename(r.path)}.file-${m.file.slice(m.file.lastIndexOf('/') + 1)}` : null;
+      manifest.contents.push({ channel: r.channel, direction: m.direction, path: m.path, size: m.size, sha256: m.sha256, file: name, verdict: state });
+      if (name === null) continue;
+      files.push({
+        name,
+        async read() {
+          const data = await storage.read(m.file);
+          if (data === null || data.length !== m.size || createHash('sha256').update(data).digest('hex') !== m.sha256) throw new Error(`file content ${name} changed during the export`);
+          return data;
+        },
+      });
+    }
+  }
   for (const r of recs) {
     if ((await storage.stat(r.path)) === null) continue;
     files.push({

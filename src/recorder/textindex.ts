@@ -99,18 +99,41 @@ export class LiveIndex {
   }
 }
 
-/** One timer for every live channel of a server: each tick writes the channels that printed something. */
+/**
+ * One timer for every live channel of a server: each tick writes the channels that printed something.
+ * The writes of a tick are spread over the event loop, one channel per turn: on SQLite each is a
+ * synchronous transaction, and fifty typing sessions written back to back held the relay (every
+ * keystroke's echo) for tens of milliseconds every tick (bench: echo p99 11 → 47 ms at 200/50).
+ */
 export class LiveIndexer {
   private readonly live = new Set<LiveIndex>();
   private timer: NodeJS.Timeout | null = null;
+  /** A tick still handing out its writes: the next one waits (a slow store never stacks rounds). */
+  private spreading = false;
 
-  constructor(private readonly everyMs: number) {}
+  constructor(private readonly everyMs: number, private readonly yieldTurn: () => Promise<void> = () => new Promise((r) => setImmediate(r))) {}
 
   add(x: LiveIndex): void {
     this.live.add(x);
     if (!this.timer) {
-      this.timer = setInterval(() => { for (const l of this.live) if (l.hasPending) l.flush(); }, this.everyMs);
+      this.timer = setInterval(() => void this.tick(), this.everyMs);
       this.timer.unref();
+    }
+  }
+
+  /** One round: every channel with new text gets its step, one per event-loop turn. */
+  async tick(): Promise<void> {
+    if (this.spreading) return;
+    const due = [...this.live].filter((l) => l.hasPending);
+    if (due.length === 0) return;
+    this.spreading = true;
+    try {
+      for (const [i, l] of due.entries()) {
+        if (i > 0) await this.yieldTurn();
+        l.flush();
+      }
+    } finally {
+      this.spreading = false;
     }
   }
 

@@ -342,6 +342,13 @@ export interface NodeRecord {
   /** Set when a surviving node closed its sessions after its heartbeat stopped: who, and when. */
   reapedBy: string | null;
   reapedAt: number | null;
+  /**
+   * This generation of the name: random, new at every claim. Session rows carry the incarnation of
+   * their node at open, so a reap closes only the sessions of the generation it reaped.
+   */
+  incarnation: string;
+  /** Set when the reap's closing step went through (a reap without it is finished by a later sweep). */
+  reapDoneAt: number | null;
 }
 
 /** Who made a change; written to the audit log and to grants' created_by. */
@@ -498,8 +505,10 @@ export interface Store {
     held(): Promise<{ sessionId: string; user: string; reason: string; by: string; at: number }[]>;
     /** Closed, not yet deleted recordings of sessions that ended before `before` and are not held, in chain order. */
     expired(before: number, limit: number): Promise<RecordingRecord[]>;
-    /** Recordings retention has marked deleted (the sweep removes any file still there). */
+    /** Recordings retention has marked deleted and not yet confirmed gone (the sweep removes any file still there). */
     deleted(): Promise<RecordingRecord[]>;
+    /** The sweep removed a deleted recording's files: later sweeps skip it (no request per row per sweep). */
+    purged(sessionId: string, channel: number): Promise<void>;
     /**
      * Mark a recording deleted and audit recording.deleted in one transaction; false (nothing done)
      * when its session is held, or it is already deleted.
@@ -559,19 +568,39 @@ export interface Store {
      * process holds the name and its heartbeat is fresher than `staleMs`. A stale or stopped row is
      * taken over.
      */
-    claim(n: { name: string; pid: number; host: string; addresses: string[] }, staleMs: number): Promise<NodeRecord>;
-    /** Refresh the heartbeat; false when the row is no longer this process's (reaped, or claimed by another). */
-    heartbeat(name: string, pid: number, addresses?: string[]): Promise<boolean>;
+    claim(n: { name: string; pid: number; host: string; addresses: string[] }, staleMs: number, provenDead?: string): Promise<NodeRecord>;
+    /**
+     * Refresh the heartbeat of this generation; false when the row is no longer this process's
+     * (reaped, stopped, pruned, or claimed by another). PostgreSQL stamps the database's clock.
+     */
+    heartbeat(name: string, incarnation: string, addresses?: string[]): Promise<boolean>;
     /** Every node, by name. */
     list(): Promise<NodeRecord[]>;
-    /** A clean stop: the row stays, marked stopped. */
-    leave(name: string, pid: number): Promise<void>;
+    /** The clock heartbeats are stamped with: the database's on PostgreSQL, the injected clock on SQLite. */
+    now(): Promise<number>;
+    /** A clean stop: the row stays, marked stopped (worker rows are pruned later). */
+    leave(name: string, incarnation: string): Promise<void>;
     /**
-     * Take over a node whose heartbeat is older than `before` (and not stopped, not yet reaped), in
-     * one atomic step: true for exactly one caller, which then closes its sessions.
+     * Take over a node whose heartbeat is older than `deadAfterMs` on the store's clock (and not
+     * stopped, not yet reaped), in one atomic step: for exactly one caller, the incarnation reaped.
      */
-    reap(name: string, before: number, by: string): Promise<boolean>;
+    reap(name: string, deadAfterMs: number, by: string): Promise<string | null>;
+    /** Ids of the open sessions of one generation of a node (those a reap of it closes). */
+    orphans(name: string, incarnation: string): Promise<string[]>;
+    /**
+     * A reap's closing step, in one transaction: the generation's open sessions closed as
+     * interrupted, the reap marked done, `node.reaped` audited. Null when another finished it.
+     */
+    finishReap(name: string, incarnation: string, by: string, recordings: number): Promise<string[] | null>;
+    /** Drop the rows of workers (NAME/wK) that stopped or were reaped and have no open session left. */
+    prune(): Promise<string[]>;
   };
+  /**
+   * Login state shared by every worker and node (auth/shared.ts): auth.mfaGrace, the seats at the
+   * TOTP prompt (auth.maxPendingMfa) and the seat count of sessions.maxPerUser. Each check-and-take
+   * is one atomic step across processes.
+   */
+  readonly logins: LoginsStore;
   /** Fleet scans (src/fleet): the latest scan of each host, replaced by the next. */
   readonly fleet: {
     put(r: import('../fleet/facts.js').FleetScanRecord): Promise<void>;
@@ -594,4 +623,44 @@ export interface Store {
    */
   readonly changes?: { subscribe(fn: () => void): () => void };
   close(): Promise<void>;
+}
+
+/** Store['logins']: see there. */
+export interface LoginsStore {
+  /**
+   * auth.mfaGrace: key-only logins of this user, key and source address are trusted until
+   * `expiresAt`, while the TOTP enrolment stays `enrolment`. Nothing is stored when the user is
+   * disabled, the key is not theirs any more or the enrolment changed. The trust ends, whichever
+   * process makes the change, when the user is disabled or removed, the key removed, or the TOTP
+   * reset or enrolled again.
+   */
+  trust(g: GraceKey & { enrolment: number; expiresAt: number }): Promise<void>;
+  /** A trust above, not expired at `now`, for this enrolment (and the user, key and enrolment still as they were). */
+  trusted(g: GraceKey & { enrolment: number }, now: number): Promise<boolean>;
+  /** End every trust of a user, or of one key of theirs. */
+  forget(user: string, fingerprint?: string): Promise<void>;
+  /**
+   * Take a seat at the TOTP prompt for `seat` (one connection): false when the user already has
+   * `limit` other seats younger than `maxAgeMs`. Taking a seat already held is true.
+   */
+  enterPending(user: string, seat: string, now: number, limit: number, maxAgeMs: number): Promise<boolean>;
+  leavePending(seat: string): Promise<void>;
+  /** Seats of a user younger than `maxAgeMs`. */
+  countPending(user: string, now: number, maxAgeMs: number): Promise<number>;
+  /**
+   * sessions.maxPerUser: open the session row (as sessions.open) only while the user has fewer than
+   * `limit` live sessions, in one step, so that two connections racing for the last seat on two
+   * processes get one seat. Sessions of a node that stopped, was reaped or whose heartbeat is older
+   * than `deadAfterMs` do not count.
+   */
+  openSession(s: { id: string; user: string; keyFingerprint: string; sourceAddr: string; mode: string; node?: string }, seat: { limit: number; deadAfterMs: number })
+    : Promise<{ opened: true } | { opened: false; live: number }>;
+  /** The count openSession compares with its limit. */
+  countLive(user: string, deadAfterMs: number): Promise<number>;
+}
+
+export interface GraceKey {
+  user: string;
+  fingerprint: string;
+  address: string;
 }

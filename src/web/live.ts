@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { draft } from '../audit/events.js';
+import { LiveSource } from '../recorder/livesource.js';
+import { createRecordingStorage } from '../recorder/storage/index.js';
 import { digits, only, SESSION_ID } from './input.js';
 import type { WebDeps } from './server.js';
 
@@ -25,8 +27,18 @@ export function expectedOrigin(req: FastifyRequest, configured: string | undefin
   return host ? `${tls ? 'https' : 'http'}://${host}`.toLowerCase() : null;
 }
 
+/** A WebSocket close reason is at most 123 bytes (UTF-8). */
+export function liveOnNode(node: string): string {
+  let reason = `live on node ${node}`;
+  while (Buffer.byteLength(reason) > 120) reason = reason.slice(0, -1);
+  return reason;
+}
+
 export function registerLive(app: FastifyInstance, deps: LiveDeps): void {
   const { config, store, hub } = deps;
+  // Sessions recorded by this process come from the hub; those of other workers or nodes sharing
+  // the data directory are followed in their spool file (recorder/livesource.ts).
+  const source = new LiveSource(hub, store, deps.recordings ?? createRecordingStorage(config, deps.dataDir));
   const sameOrigin = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!req.ws) return; // a plain GET is answered 404 by the WebSocket plugin
     const want = expectedOrigin(req, config.web.origin, !!config.web.tls);
@@ -44,22 +56,44 @@ export function registerLive(app: FastifyInstance, deps: LiveDeps): void {
   }, async (socket, req) => {
     const { id, channel } = req.params as { id: string; channel: string };
     const ch = Number(channel);
-    if (!hub.isLive(id, ch)) { socket.close(1000, 'not live'); return; }
+    let where;
+    try {
+      where = await source.where(id, ch);
+    } catch (err) {
+      deps.log.error({ err }, 'live view: the store cannot say where the session is');
+      socket.close(1011, 'check failed');
+      return;
+    }
+    if (!where) { socket.close(1000, 'not live'); return; }
+    if (where.at === 'node') { socket.close(1000, liveOnNode(where.node)); return; }
     // Audited before the first byte is sent: no unaudited watching, even if the audit write fails.
     try {
       const s = await store.sessions.get(id);
-      await store.audit.append(draft('web.live_view', `web:${req.webUser!.name}`, { user: req.webUser!.name, source: req.ip, session: id, channel: ch, sessionUser: s?.user ?? '' }));
+      await store.audit.append(draft('web.live_view', `web:${req.webUser!.name}`, { user: req.webUser!.name, source: req.ip, session: id, channel: ch, sessionUser: s?.user ?? '', via: where.at }));
     } catch (err) {
       deps.log.error({ err }, 'live view: audit write failed');
       socket.close(1011, 'audit unavailable');
       return;
     }
     if (socket.readyState !== socket.OPEN) return;
-    const unsubscribe = hub.subscribe(id, ch, (line) => {
+    const send = (line: string | null) => {
+      if (socket.readyState !== socket.OPEN) return;
       if (line === null) socket.close(1000, 'session ended');
       else socket.send(line);
-    });
-    if (!unsubscribe) { socket.close(1000, 'not live'); return; }
+    };
+    let sub;
+    try {
+      sub = await source.subscribe(id, ch, send);
+    } catch (err) {
+      deps.log.error({ err }, 'live view: the recording cannot be followed');
+      socket.close(1011, 'check failed');
+      return;
+    }
+    if (!sub) { socket.close(1000, 'not live'); return; }
+    if (sub.at === 'node') { socket.close(1000, liveOnNode(sub.node)); return; }
+    const unsubscribe = sub.stop;
+    // The socket may have closed while the subscription was being set up.
+    if (socket.readyState !== socket.OPEN) { unsubscribe(); return; }
     const sid = req.session.sessionId;
     const viewer = req.webUser!.name;
     const gen = req.session.get('gen');

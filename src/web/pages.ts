@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { describe, draft, whereText, type AuditDraft } from '../audit/events.js';
 import { exportManifest } from '../recorder/manifest.js';
+import { LiveSource } from '../recorder/livesource.js';
 import type { RecordingsReport } from '../recorder/verify.js';
 import type { RecordingStorage } from '../recorder/storage/types.js';
 import { isoTime } from '../shared/clock.js';
@@ -105,6 +106,8 @@ function sendPage(reply: FastifyReply, body: string) {
 
 export async function registerPages(app: FastifyInstance, deps: PageDeps): Promise<void> {
   const { store, clock, hub } = deps;
+  // Live here, in another worker's spool on this machine, or on another node (recorder/livesource.ts).
+  const liveSource = new LiveSource(hub, store, deps.recordings);
   const guard = { preHandler: deps.authenticate, schema: S.none };
   const guarded = (schema: Record<string, unknown>) => ({ preHandler: deps.authenticate, schema });
   const adminOnly = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -198,7 +201,9 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const channel = q.channel !== undefined ? Number(q.channel) : recordings[0]?.channel ?? 0;
     const rec = recordings.find((r) => r.channel === channel);
     const verdict = report.items.find((i) => i.channel === channel)?.verdict ?? 'missing';
-    const live = hub.isLive(s.id, channel);
+    const where = await liveSource.where(s.id, channel);
+    const live = where !== null && where.at !== 'node';
+    const elsewhere = where?.at === 'node' ? where.node : null;
     // A session allowed by an approved access request names it (web/requests.ts).
     const viaRequest = s.grantId !== null ? await store.requests.byGrant(s.grantId) : null;
     const body = html`
@@ -215,7 +220,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
       </tbody></table>
       ${await filesSection(store, s.id, deps.recordings)}
       <h2>${live ? 'Live' : 'Replay'}</h2>
-      ${rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}"></div>` : html`<p>No recording.</p>`}
+      ${elsewhere !== null ? html`<p id="live-elsewhere">Live on node ${elsewhere}: its recording is spooled there (one data directory per node); watch it from that node's web UI, or replay it here once it has closed.</p>` : rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}"></div>` : html`<p>No recording.</p>`}
       <p><a href="/sessions/${s.id}/export.tar">download the export bundle</a> (recordings + manifest with hashes and integrity) · <a href="/sessions/${s.id}/manifest.json">manifest only</a></p>
       <h2>Audit events</h2><ul class="events">${events.map((e) => html`<li>${timeOf(e.ts)} <code>${e.type}</code> ${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</li>`)}</ul>`;
     return sendPage(reply, page(`Session ${s.id}`, req.webUser!, body));
@@ -318,13 +323,18 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
   });
 }
 
-/** A quick integrity state for a list: files present with the recorded size (the full check is on the session page). */
-async function integrityOf(recs: RecordingRecord[], storage: RecordingStorage): Promise<string> {
+/**
+ * A quick integrity state for a list: the row's state, and the size of the files this machine holds
+ * (local storage, or a spool copy not yet uploaded). A recording only in object storage is taken as
+ * its row says: one HeadObject per row per view is too many; the full check is on the session page.
+ */
+export async function integrityOf(recs: RecordingRecord[], storage: RecordingStorage): Promise<string> {
   if (recs.length === 0) return 'none';
   for (const r of recs) {
     if (r.state === 'open') return 'live';
     if (r.state === 'failed') return 'failed';
-    const st = await storage.stat(r.path);
+    const st = storage.localStat ? storage.localStat(r.path) : undefined;
+    if (st === undefined) continue;
     if (st === null) return 'missing';
     if (st.size !== r.size) return 'modified';
   }

@@ -6,6 +6,7 @@ import { BIN, gh, ghJson, ghOk, tempDir } from '../helpers/cli.js';
 import { postgresAvailable, startPostgres, type Postgres } from '../helpers/postgres.js';
 import { freePort, startProc, type Proc, poll } from '../helpers/proc.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
+import { codeAfter, stepAt } from '../helpers/totp.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
 
 /**
@@ -39,8 +40,8 @@ describe.each(backends)('two nodes on one %s store', (backend, available) => {
   let n = 0;
 
   /** ssh through node a or node b (same host key on both: the load balancer's promise). */
-  function hold(op: Operator, node: 'a' | 'b'): { child: ChildProcess; out: () => string; err: () => string; done: Promise<number | null> } {
-    const c = w.sshCommand(op, [`${w.login}@target1`, 'echo ready; while read l; do echo "got $l"; done']);
+  function hold(op: Operator, node: 'a' | 'b', answer?: string): { child: ChildProcess; out: () => string; err: () => string; done: Promise<number | null> } {
+    const c = w.sshCommand(op, [`${w.login}@target1`, 'echo ready; while read l; do echo "got $l"; done'], answer === undefined ? {} : { answer });
     const args = [...c.args];
     if (node === 'b') {
       args[args.indexOf('-p') + 1] = String(bPort);
@@ -56,8 +57,8 @@ describe.each(backends)('two nodes on one %s store', (backend, available) => {
     return { child, out: () => out, err: () => err, done: new Promise((resolve) => child.on('close', resolve)) };
   }
 
-  async function live(op: Operator, node: 'a' | 'b') {
-    const h = hold(op, node);
+  async function live(op: Operator, node: 'a' | 'b', answer?: string) {
+    const h = hold(op, node, answer);
     await poll(`${op.name}'s session on ${node}`, () => (h.out().includes('ready\n') ? true : h.child.exitCode !== null ? (() => { throw new Error(h.err()); })() : undefined));
     const s = ghJson<SessionJson[]>(w.data, ['sessions', 'list', '--live', '--user', op.name]).find((x) => x.node === node)!;
     expect(s, `${op.name} live on ${node}`).toBeDefined();
@@ -129,16 +130,18 @@ describe.each(backends)('two nodes on one %s store', (backend, available) => {
   it.runIf(run)('user disable through the CLI ends the user\'s live sessions on both nodes', async () => {
     const op = operator();
     const onA = await live(op, 'a');
-    // One TOTP step per login (RFC 6238 §5.2, claimed in the shared store): the next step for the second.
-    await new Promise((r) => setTimeout(r, 30_000 - (Date.now() % 30_000) + 500));
-    const onB = await live(op, 'b');
+    // One TOTP step per login (RFC 6238 §5.2, claimed in the shared store): the second login answers
+    // with the NEXT step's code, valid at once within the one step of skew gatehouse allows, instead
+    // of waiting up to 30 s for the clock to reach it. Its step is above the first login's.
+    const onB = await live(op, 'b', codeAfter(op.secret, stepAt()));
     ghOk(w.data, ['user', 'disable', op.name, '--reason', 'left the team']);
     // From the CLI's exit (its change committed) to both ssh clients' exits.
     const t0 = Date.now();
     await Promise.all([onA.done, onB.done]);
     const ms = Date.now() - t0;
+    // The figure is printed, not bounded (no timing thresholds): both sessions ended (their commands
+    // never end by themselves), each told why and closed as revoked.
     console.log(`${backend}: user disable ended the sessions on both nodes ${ms} ms after the CLI exited`);
-    expect(ms).toBeLessThan(5_000); // generous for a loaded machine; the figure is printed
     for (const s of [onA, onB]) {
       expect(s.err()).toMatch(/access revoked by an administrator/);
       expect(await poll('the end', () => { const r = session(s.id); return r.live ? undefined : r; })).toMatchObject({ endReason: expect.stringMatching(/^revoked/) });

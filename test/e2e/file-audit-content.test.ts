@@ -135,6 +135,17 @@ describe.runIf(haveOpenSsh())('file audit: content capture', () => {
     expect(tooBig.stderr).toMatch(/no content stored/);
     expect(fs.existsSync(path.join(files, 'no.bin'))).toBe(false);
 
+    // The export bundle carries the stored contents beside the recordings, listed in the manifest.
+    const exported = path.join(files, 'export-1');
+    ghOk(w.data, ['sessions', 'export', sid, '--out', exported]);
+    type Content = { direction: string; path: string; sha256: string; file: string | null; verdict: string };
+    const contents = (JSON.parse(fs.readFileSync(path.join(exported, 'manifest.json'), 'utf8')) as { contents: Content[] }).contents;
+    expect(contents.map((c) => [c.direction, c.path, c.sha256, c.verdict])).toEqual([
+      ['upload', `${remote}/small.bin`, want, 'intact'],
+      ['download', `${remote}/small.bin`, want, 'intact'],
+    ]);
+    for (const c of contents) expect(sha256sum(path.join(exported, c.file!))).toBe(want);
+
     // verify: intact, content files included; then one content file is edited.
     await webDownload();
     const ok = gh(w.data, ['verify', sid]);
@@ -150,5 +161,12 @@ describe.runIf(haveOpenSsh())('file audit: content capture', () => {
     const refused = gh(w.data, ['sessions', 'file', sid, '1', '--out', path.join(files, 'tampered.bin')]);
     const refused2 = gh(w.data, ['sessions', 'file', sid, '2', '--out', path.join(files, 'tampered2.bin')]);
     expect([refused.stderr, refused2.stderr].join('\n')).toMatch(/content file is MODIFIED/);
+    // An export after the edit says so, and does not hand out the edited bytes as the session's.
+    const exported2 = path.join(files, 'export-2');
+    ghOk(w.data, ['sessions', 'export', sid, '--out', exported2]);
+    const after = (JSON.parse(fs.readFileSync(path.join(exported2, 'manifest.json'), 'utf8')) as { contents: Content[] }).contents;
+    expect(after.map((c) => c.verdict).sort()).toEqual(['intact', 'modified']);
+    expect(after.find((c) => c.verdict === 'modified')!.file).toBeNull();
+    expect(fs.readdirSync(exported2).filter((f) => f.includes('.file-'))).toHaveLength(1);
   }, 300_000);
 });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gh, ghJson, ghOk } from '../helpers/cli.js';
-import { postgresAvailable, startPostgres, type Postgres } from '../helpers/postgres.js';
+import { postgresAvailable, sharedDatabases, type SharedDatabases } from '../helpers/postgres.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type World } from '../helpers/world.js';
 
@@ -15,20 +15,23 @@ interface SessionJson { id: string; user: string; host: string | null; live: boo
  * through to a real sshd; the session, the audit chain and the recording live in PostgreSQL.
  */
 describe.runIf(haveOpenSsh() && postgresAvailable())('gatehouse on a PostgreSQL store', () => {
-  let server: Postgres;
+  let server: SharedDatabases;
+  let plainUrl: string;
   let w: World;
   let url: string;
   const password = 'pw-Zq81x';
 
   beforeAll(async () => {
-    server = await startPostgres();
+    // An empty database of its own on the run's PostgreSQL (gatehouse migrates it on first use).
+    server = await sharedDatabases();
+    plainUrl = await server.create();
     // A password in the URL (trust auth ignores it): it must stay out of every output.
-    const u = new URL(server.url);
+    const u = new URL(plainUrl);
     u.password = password;
     url = u.toString();
     process.env.GATEHOUSE_STORE = url;
     w = await startWorld();
-  }, 120_000);
+  }, 240_000); // may wait for the run's PostgreSQL to come up
   afterAll(async () => {
     delete process.env.GATEHOUSE_STORE;
     await w?.stop();
@@ -55,7 +58,7 @@ describe.runIf(haveOpenSsh() && postgresAvailable())('gatehouse on a PostgreSQL 
     expect(sessions[0]).toMatchObject({ user: 'alice', host: 'target1' });
 
     // The rows are in PostgreSQL, not in a SQLite file of the data directory.
-    const c = new pg.Client({ connectionString: server.url });
+    const c = new pg.Client({ connectionString: plainUrl });
     await c.connect();
     try {
       expect((await c.query('SELECT user_name, host_name FROM sessions')).rows).toEqual([{ user_name: 'alice', host_name: 'target1' }]);

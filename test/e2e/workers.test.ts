@@ -121,6 +121,19 @@ describe.runIf(haveOpenSsh())('serve --workers 2', () => {
     await echoes(before, 'two');
     expect(before.child.exitCode).toBeNull();
 
+    // Housekeeping went to a fresh worker: the old one (alive, serving `before`) no longer mirrors
+    // the audit log (nor sweeps, scans or reaps). Two mirrors would print every audit line twice.
+    const auditOf = (user: string) => w.gatehouse.stdout().split('\n').filter((l) => l.includes('"msg":"audit"') && l.includes('"event":"admin.user.add"'))
+      .map((l) => JSON.parse(l) as { data: { user: string } }).filter((l) => l.data.user === user);
+    ghOk(w.data, ['user', 'add', 'hk1']);
+    await poll('the audit line of hk1', () => (auditOf('hk1').length > 0 ? true : undefined));
+    // Time for a second mirror to show itself (it polls every 250 ms): two more changes, each a CLI run.
+    ghOk(w.data, ['user', 'add', 'hk2']);
+    ghOk(w.data, ['user', 'add', 'hk3']);
+    await poll('the audit line of hk3', () => (auditOf('hk3').length > 0 ? true : undefined));
+    expect(auditOf('hk1')).toHaveLength(1);
+    expect(auditOf('hk2')).toHaveLength(1);
+
     // A new login after SIGHUP reaches a fresh worker.
     const after = await hold();
     expect(oldNames).not.toContain(after.node);
@@ -132,7 +145,8 @@ describe.runIf(haveOpenSsh())('serve --workers 2', () => {
     expect(await before.done).toBe(0);
     expect((await poll('the old session to end', () => { const s = session(before.id); return s.live ? undefined : s; })).endReason).not.toBe('interrupted');
     await poll('the old worker to exit', () => { try { process.kill(oldPid, 0); return undefined; } catch { return true; } }, 30_000);
-    expect(nodes().find((x) => x.name === before.node)!.state).toBe('stopped');
+    // It left cleanly, and its row is dropped: worker names never come back, rows must not pile up.
+    await poll('the old worker\'s row to be dropped', () => (nodes().some((x) => x.name === before.node) ? undefined : true));
   });
 
   it('a worker that dies (kill -9) has its session closed as interrupted by the primary, and a new worker takes its place', async () => {
@@ -142,6 +156,8 @@ describe.runIf(haveOpenSsh())('serve --workers 2', () => {
     await h.done;
     const s = await poll('the dead worker\'s session to be closed', () => { const r = session(h.id); return r.live ? undefined : r; });
     expect(s.endReason).toBe('interrupted');
+    // Its sessions closed, the dead worker's row goes too.
+    await poll('the dead worker\'s row to be dropped', () => (nodes().some((x) => x.name === h.node) ? undefined : true));
     await poll('a replacement worker', () => (nodes().filter((x) => x.state === 'live' && x.name.startsWith('gh/')).length === 2 ? true : undefined), 60_000);
     const again = await hold();
     await echoes(again, 'alive');

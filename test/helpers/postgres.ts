@@ -69,7 +69,7 @@ function traversable(dir: string): void {
  * `gatehouse`. Durability is off (fsync, synchronous_commit): nothing here must survive a crash of
  * the machine, and the tests run on two shared cores.
  */
-export async function startPostgres(): Promise<Postgres> {
+export async function startPostgres(settings: { maxConnections?: number } = {}): Promise<Postgres> {
   const bin = postgresBin();
   if (bin === null) throw new Error('PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-pg-'));
@@ -95,7 +95,7 @@ export async function startPostgres(): Promise<Postgres> {
     const port = await freePort();
     const opts = [
       `-p ${port}`, `-k ${dir}`, '-c listen_addresses=127.0.0.1', '-c fsync=off', '-c synchronous_commit=off',
-      '-c full_page_writes=off', '-c max_connections=100', '-c shared_buffers=32MB',
+      '-c full_page_writes=off', `-c max_connections=${settings.maxConnections ?? 100}`, '-c shared_buffers=32MB',
       // Two shared cores: no parallel query workers (nor their /dev/shm segments, small in containers).
       '-c max_parallel_workers_per_gather=0',
     ].join(' ');
@@ -132,3 +132,97 @@ function idOf(flag: '-u' | '-g', name: string): number {
 }
 const uidOf = (name: string) => idOf('-u', name);
 const gidOf = (name: string) => idOf('-g', name);
+
+/**
+ * The run's one PostgreSQL cluster (test/global-setup.ts starts it when the first file asks and stops
+ * it at the end of the run): an initdb costs seconds of CPU, and a dozen files each made their own.
+ * Files that need one wait here for it; each gets databases of its own (sharedDatabases()).
+ * Where test/global-setup.ts did not run (another config), a file gets a cluster of its own.
+ */
+export const SHARED_PG_ENV = 'GATEHOUSE_TEST_PG_READY';
+
+/** What global-setup writes to the file named by SHARED_PG_ENV once the cluster is up (or failed). */
+export interface SharedPgReady { admin?: string; error?: string }
+
+export interface SharedDatabases {
+  /** A new database of this file: empty (template0), or a copy of a template database. */
+  create(opts?: { template?: string }): Promise<string>;
+  /** The URL of a database of the cluster by name (e.g. `postgres` for admin statements). */
+  urlOf(db: string): string;
+  /** Drops this file's databases (shared cluster) or stops its own cluster. */
+  stop(): Promise<void>;
+  /** Whether this is the run's shared cluster (which a test must never stop or kill). */
+  shared: boolean;
+}
+
+async function sharedAdminUrl(): Promise<string | null> {
+  const file = process.env[SHARED_PG_ENV];
+  if (!file) return null;
+  // Ask test/global-setup.ts to start it (once per run; it watches for this file).
+  fs.writeFileSync(`${file}.want`, '');
+  // Bounded: the background initdb takes seconds, more on a loaded machine, never minutes.
+  const until = Date.now() + 180_000;
+  for (;;) {
+    let ready: SharedPgReady | null = null;
+    try { ready = JSON.parse(fs.readFileSync(file, 'utf8')) as SharedPgReady; } catch { /* not written yet */ }
+    if (ready?.admin) return ready.admin;
+    if (ready?.error) throw new Error(`the run's shared PostgreSQL did not start: ${ready.error}`);
+    if (Date.now() > until) throw new Error('gave up waiting for the run\'s shared PostgreSQL (test/global-setup.ts)');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function adminQuery(url: string, sql: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try { await c.query(sql); } finally { await c.end(); }
+}
+
+/**
+ * Databases of the calling file on the run's shared cluster (names unique to this process), dropped
+ * by stop(); or, without test/global-setup.ts, a cluster of its own. A file that must stop or kill
+ * PostgreSQL (store loss tests) uses startPostgres() instead.
+ */
+export async function sharedDatabases(): Promise<SharedDatabases> {
+  const admin = await sharedAdminUrl();
+  if (admin === null) {
+    const own = await startPostgres();
+    let n = 0;
+    return {
+      shared: false,
+      urlOf: own.urlOf,
+      async create(o = {}) {
+        const name = `d${++n}`;
+        await adminQuery(own.urlOf('postgres'), `CREATE DATABASE ${name} TEMPLATE ${o.template ?? 'template0'}`);
+        return own.urlOf(name);
+      },
+      stop: () => own.stop(),
+    };
+  }
+  const urlOf = (db: string) => { const u = new URL(admin); u.pathname = `/${db}`; return u.toString(); };
+  const prefix = `f${process.pid}_${Math.random().toString(36).slice(2, 8)}_`;
+  const made: string[] = [];
+  return {
+    shared: true,
+    urlOf,
+    async create(o = {}) {
+      const name = `${prefix}${made.length + 1}`;
+      made.push(name);
+      // A template whose last connection just closed can still have its backend exiting ("source
+      // database is being accessed by other users"): a few bounded retries.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await adminQuery(urlOf('postgres'), `CREATE DATABASE ${name} TEMPLATE ${o.template ?? 'template0'}`);
+          return urlOf(name);
+        } catch (err) {
+          if (attempt >= 20 || !/being accessed by other users/.test((err as Error).message)) throw err;
+          await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+        }
+      }
+    },
+    async stop() {
+      for (const name of made.splice(0)) await adminQuery(urlOf('postgres'), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}

@@ -57,7 +57,10 @@ export async function startSshd(authorizedKeys: string[], opts: { config?: strin
     `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_ed25519')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${ak}`, 'UsePAM no', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
     'PubkeyAuthentication yes', 'StrictModes no', 'PermitRootLogin yes', 'AcceptEnv LANG LC_*',
-    'Subsystem sftp internal-sftp', 'LogLevel VERBOSE', 'MaxStartups 100:30:200', 'MaxSessions 100', ...(opts.config ?? []), '',
+    'Subsystem sftp internal-sftp', 'LogLevel VERBOSE', 'MaxStartups 100:30:200', 'MaxSessions 100',
+    // bash run by sshd reads ~/.bashrc unless SHLVL says it is nested: the target's commands must not
+    // depend on (or queue behind) the test machine's shell setup, e.g. a pyenv rehash lock.
+    'SetEnv SHLVL=1', ...(opts.config ?? []), '',
   ].join('\n'));
   const proc = startProc(SSHD, ['-D', '-e', '-f', cfg]);
   await waitForPort(port);

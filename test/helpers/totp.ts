@@ -31,3 +31,17 @@ export function totpAt(secretBase32: string, unixSeconds: number, step = 30, dig
   const bin = ((mac[off]! & 0x7f) << 24) | (mac[off + 1]! << 16) | (mac[off + 2]! << 8) | mac[off + 3]!;
   return String(bin % 10 ** digits).padStart(digits, '0');
 }
+
+/**
+ * A code for a step after `usedStep` (the last step a login of this user may have used): the current
+ * step when it is later, else the next one, which gatehouse accepts at once (one step of clock skew,
+ * RFC 6238 §5.2). Each step logs in once, so this spares a test the wait (up to 30 s) for the clock
+ * to reach a fresh step; the code is still a real one, checked like any other.
+ */
+export function codeAfter(secretBase32: string, usedStep: number, nowMs = Date.now()): string {
+  const step = Math.max(Math.floor(nowMs / 30_000), usedStep + 1);
+  return totpAt(secretBase32, step * 30);
+}
+
+/** The TOTP step of a time (ms): what a login at that moment with the current code used. */
+export const stepAt = (ms = Date.now()): number => Math.floor(ms / 30_000);

@@ -83,7 +83,8 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
     const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${webPort}`, ...cfgArgs], {
       env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' },
     });
-    await p.waitFor(/ssh on 127\.0\.0\.1:\d+/);
+    // Bounded but generous: on a loaded CI machine (two cores) a start has taken 20 s.
+    await p.waitFor(/ssh on 127\.0\.0\.1:\d+/, 60_000);
     return p;
   };
   const gatehouse = await launch();

@@ -11,7 +11,7 @@ export const commands: Command[] = [
     async handler(ctx, _v, [user]) {
       const { store, dataDir } = await ctx.open();
       if (user !== undefined && !(await store.users.get(user))) throw notFound(`no user named "${user}"`, 'list users with: gatehouse user list');
-      const lines = await knownHostsFor(store, dataDir.paths.targetKeys, user ?? null, ctx.clock.now());
+      const lines = await knownHostsFor(store, { dir: dataDir.paths.targetKeys, masterKey: dataDir.masterKey }, user ?? null, ctx.clock.now());
       return { text: lines.join('\n'), json: lines };
     },
   },

@@ -9,7 +9,8 @@ export const commands: Command[] = [
     positionals: { min: 0, max: 0 },
     async handler(ctx) {
       const { store, config } = await ctx.open();
-      const now = Date.now();
+      // The clock heartbeats are stamped with (PostgreSQL's own), not this machine's.
+      const now = await store.nodes.now();
       const rows = (await store.nodes.list()).map((n) => ({
         name: n.name, pid: n.pid, host: n.host, startedAt: isoTime(n.startedAt), heartbeatAt: isoTime(n.heartbeatAt), addresses: n.addresses,
         state: n.stoppedAt !== null ? 'stopped' : n.reapedAt !== null ? `reaped by ${n.reapedBy ?? '?'}` : now - n.heartbeatAt < config.node.deadAfter ? 'live' : 'dead',

@@ -97,6 +97,7 @@ export function createLocalStorage(root: string): RecordingStorage {
     location: root,
     spoolFile: (rel) => mustFile(root, rel),
     stat: async (rel) => { const f = localRecordingFile(root, rel); return f === null ? null : localFile.stat(f); },
+    localStat: (rel) => { const f = localRecordingFile(root, rel); return f === null ? null : localFile.stat(f); },
     read: async (rel, maxBytes) => { const f = localRecordingFile(root, rel); return f === null ? null : localFile.read(f, maxBytes); },
     stream: async (rel) => { const f = localRecordingFile(root, rel); return f === null ? null : localFile.stream(f); },
     digest: async (rel) => { const f = localRecordingFile(root, rel); return f === null ? null : localFile.digest(f); },

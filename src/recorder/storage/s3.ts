@@ -191,6 +191,12 @@ export class S3RecordingStorage implements RecordingStorage {
     }
   }
 
+  /** The spool copy's size while there is one; else only the bucket knows (undefined). */
+  localStat(rel: string): { size: number } | undefined {
+    const f = localRecordingFile(this.spool, rel);
+    return (f !== null ? localFile.stat(f) : null) ?? undefined;
+  }
+
   async stream(rel: string): Promise<Readable | null> {
     const f = this.spooled(rel);
     if (f) return localFile.stream(f);

@@ -20,6 +20,12 @@ export interface RecordingStorage {
   spoolFile(rel: string): string;
   /** Size of the stored recording, or null when there is none. */
   stat(rel: string): Promise<{ size: number } | null>;
+  /**
+   * Size of the recording when this machine can tell without asking a remote store (the local file,
+   * or a spool copy not yet uploaded); null when the local storage has none; undefined when only the
+   * remote store could tell. Lists use it: one request per row per page view is too many.
+   */
+  localStat?(rel: string): { size: number } | null | undefined;
   /** The first maxBytes (default: all) of the recording, or null when there is none. */
   read(rel: string, maxBytes?: number): Promise<Buffer | null>;
   /** The recording as a stream (the web replay), or null when there is none. */

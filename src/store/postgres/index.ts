@@ -9,6 +9,7 @@ import { groupsTable } from './groups.js';
 import { hostsTable } from './hosts.js';
 import { keysTable } from './keys.js';
 import { lockoutTable } from './lockout.js';
+import { loginsTable } from './logins.js';
 import { metaTable } from './meta.js';
 import { fleetTable } from './fleet.js';
 import { nodesTable } from './nodes.js';
@@ -60,6 +61,7 @@ export async function createPostgresStore(url: string, clock: Clock, opts: { sea
     meta: metaTable(ctx),
     fleet: fleetTable(ctx),
     nodes: nodesTable(ctx),
+    logins: loginsTable(ctx),
     changes: { subscribe: (fn) => changes.subscribe(fn) },
     // Every store call made during fn (in its async context) runs on one client, in one transaction.
     batch: (fn) => ctx.tx(fn),

@@ -335,4 +335,54 @@ ${POLICY_TABLES.map((t) => ['INSERT', 'UPDATE', 'DELETE'].map((c) => bump(t, c))
     facts       TEXT
   );
   `,
+  // Login state shared by every node (as SQLite's mfa_grace, mfa_pending; store/postgres/logins.ts).
+  `
+  CREATE TABLE mfa_grace (
+    user_id     BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL REFERENCES ssh_keys(fingerprint) ON DELETE CASCADE,
+    address     TEXT NOT NULL,
+    enrolment   BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    PRIMARY KEY (user_id, fingerprint, address)
+  );
+  CREATE INDEX mfa_grace_fingerprint ON mfa_grace(fingerprint);
+  CREATE FUNCTION gatehouse_mfa_grace_end_user() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN DELETE FROM mfa_grace WHERE user_id = NEW.id; RETURN NULL; END $$;
+  CREATE FUNCTION gatehouse_mfa_grace_end_totp() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN DELETE FROM mfa_grace WHERE user_id = OLD.user_id; RETURN NULL; END $$;
+  CREATE FUNCTION gatehouse_mfa_grace_end_key() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN DELETE FROM mfa_grace WHERE fingerprint = OLD.fingerprint; RETURN NULL; END $$;
+  CREATE TRIGGER mfa_grace_user_disabled AFTER UPDATE OF disabled ON users FOR EACH ROW WHEN (NEW.disabled)
+    EXECUTE FUNCTION gatehouse_mfa_grace_end_user();
+  CREATE TRIGGER mfa_grace_totp_delete AFTER DELETE ON totp FOR EACH ROW EXECUTE FUNCTION gatehouse_mfa_grace_end_totp();
+  CREATE TRIGGER mfa_grace_totp_update AFTER UPDATE OF secret, created_at ON totp FOR EACH ROW EXECUTE FUNCTION gatehouse_mfa_grace_end_totp();
+  CREATE TRIGGER mfa_grace_key_update AFTER UPDATE OF user_id, fingerprint ON ssh_keys FOR EACH ROW EXECUTE FUNCTION gatehouse_mfa_grace_end_key();
+  CREATE TABLE mfa_pending (
+    seat      TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    since     BIGINT NOT NULL
+  );
+  CREATE INDEX mfa_pending_user ON mfa_pending(user_name, since);
+  CREATE INDEX sessions_live_user ON sessions(user_name) WHERE ended_at IS NULL;
+  `,
+  // Retention: when the sweep confirmed a deleted recording's files gone (as SQLite's).
+  `
+  ALTER TABLE recordings ADD COLUMN purged_at BIGINT;
+  `,
+  // Node generations (as SQLite's): a random incarnation per claim, stamped on each session at open;
+  // reap_done_at marks a reap whose closing step went through (an unfinished one is retried).
+  `
+  ALTER TABLE nodes ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
+  ALTER TABLE nodes ADD COLUMN reap_done_at BIGINT;
+  UPDATE nodes SET reap_done_at = reaped_at WHERE reaped_at IS NOT NULL;
+  ALTER TABLE sessions ADD COLUMN node_incarnation TEXT;
+  CREATE FUNCTION gatehouse_session_incarnation() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF NEW.node IS NOT NULL AND NEW.node_incarnation IS NULL THEN
+      NEW.node_incarnation := (SELECT incarnation FROM nodes WHERE name = NEW.node);
+    END IF;
+    RETURN NEW;
+  END $$;
+  CREATE TRIGGER sessions_node_incarnation BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION gatehouse_session_incarnation();
+  `,
 ];

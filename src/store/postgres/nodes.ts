@@ -1,55 +1,83 @@
-import type { NodeRecord, Store } from '../types.js';
-import { nameTaken } from '../sqlite/nodes.js';
+import { draft } from '../../audit/events.js';
+import type { Store } from '../types.js';
+import { heldByAnother, nameTaken, newIncarnation, toNodeRecord, type NodeRow } from '../sqlite/nodes.js';
 import { LOCK, type Ctx } from './db.js';
 
-interface NodeRow {
-  name: string; pid: number; host: string; started_at: number; heartbeat_at: number; addresses: string;
-  stopped_at: number | null; reaped_by: string | null; reaped_at: number | null;
-}
+/**
+ * The database's clock in epoch ms. Heartbeats and staleness are measured on it, never on a node's
+ * own clock: nodes on several machines whose clocks disagree (no NTP, a VM resumed with an old
+ * clock) cannot take a live node for dead, or keep a dead one looking alive.
+ */
+const DB_NOW = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 
-const toRecord = (r: NodeRow): NodeRecord => ({
-  name: r.name, pid: r.pid, host: r.host, startedAt: r.started_at, heartbeatAt: r.heartbeat_at,
-  addresses: JSON.parse(r.addresses) as string[], stoppedAt: r.stopped_at, reapedBy: r.reaped_by, reapedAt: r.reaped_at,
-});
+/** The open sessions of one generation of a node (rows from before generations carry none). */
+const GENERATION = 'node = $1 AND ended_at IS NULL AND (node_incarnation = $2 OR node_incarnation IS NULL)';
 
-/** Server nodes and their heartbeats (the same semantics as sqlite/nodes.ts). */
+/** Server nodes and their heartbeats (the same semantics as sqlite/nodes.ts, on the database's clock). */
 export function nodesTable(ctx: Ctx): Store['nodes'] {
-  const { db, clock } = ctx;
+  const { db } = ctx;
   const get = (name: string) => db.one<NodeRow>('SELECT * FROM nodes WHERE name = $1', [name]);
+  const dbNow = async () => (await db.one<{ now: number }>(`SELECT ${DB_NOW} AS now`))!.now;
   return {
-    async claim(n, staleMs) {
+    async claim(n, staleMs, provenDead) {
       return ctx.tx(async () => {
         // Two processes claiming one name at once (a row may not exist yet to lock) take turns.
         await db.run('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK.nodes, n.name]);
-        const now = clock.now();
+        const now = await dbNow();
         const row = await get(n.name);
-        if (row && row.stopped_at === null && row.reaped_at === null && now - row.heartbeat_at < staleMs && !(row.pid === n.pid && row.host === n.host)) {
-          throw nameTaken(toRecord(row), now);
-        }
-        await db.run(`INSERT INTO nodes (name, pid, host, started_at, heartbeat_at, addresses) VALUES ($1, $2, $3, $4, $4, $5)
+        if (row && heldByAnother(toNodeRecord(row), now, staleMs, provenDead)) throw nameTaken(toNodeRecord(row), now);
+        await db.run(`INSERT INTO nodes (name, pid, host, started_at, heartbeat_at, addresses, incarnation) VALUES ($1, $2, $3, $4, $4, $5, $6)
           ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, host = excluded.host, started_at = excluded.started_at,
-          heartbeat_at = excluded.heartbeat_at, addresses = excluded.addresses, stopped_at = NULL, reaped_by = NULL, reaped_at = NULL`,
-        [n.name, n.pid, n.host, now, JSON.stringify(n.addresses)]);
-        return toRecord((await get(n.name))!);
+          heartbeat_at = excluded.heartbeat_at, addresses = excluded.addresses, incarnation = excluded.incarnation,
+          stopped_at = NULL, reaped_by = NULL, reaped_at = NULL, reap_done_at = NULL`,
+        [n.name, n.pid, n.host, now, JSON.stringify(n.addresses), newIncarnation()]);
+        return toNodeRecord((await get(n.name))!);
       });
     },
-    async heartbeat(name, pid, addresses) {
-      const now = clock.now();
+    async heartbeat(name, incarnation, addresses) {
       const n = addresses
-        ? await db.run('UPDATE nodes SET heartbeat_at = $1, addresses = $2 WHERE name = $3 AND pid = $4 AND stopped_at IS NULL AND reaped_at IS NULL', [now, JSON.stringify(addresses), name, pid])
-        : await db.run('UPDATE nodes SET heartbeat_at = $1 WHERE name = $2 AND pid = $3 AND stopped_at IS NULL AND reaped_at IS NULL', [now, name, pid]);
+        ? await db.run(`UPDATE nodes SET heartbeat_at = ${DB_NOW}, addresses = $1 WHERE name = $2 AND incarnation = $3 AND stopped_at IS NULL AND reaped_at IS NULL`, [JSON.stringify(addresses), name, incarnation])
+        : await db.run(`UPDATE nodes SET heartbeat_at = ${DB_NOW} WHERE name = $1 AND incarnation = $2 AND stopped_at IS NULL AND reaped_at IS NULL`, [name, incarnation]);
       return n === 1;
     },
     async list() {
-      return (await db.rows<NodeRow>('SELECT * FROM nodes ORDER BY name')).map(toRecord);
+      return (await db.rows<NodeRow>('SELECT * FROM nodes ORDER BY name')).map(toNodeRecord);
     },
-    async leave(name, pid) {
-      await db.run('UPDATE nodes SET stopped_at = $1 WHERE name = $2 AND pid = $3 AND stopped_at IS NULL', [clock.now(), name, pid]);
+    now: dbNow,
+    async leave(name, incarnation) {
+      await db.run(`UPDATE nodes SET stopped_at = ${DB_NOW} WHERE name = $1 AND incarnation = $2 AND stopped_at IS NULL`, [name, incarnation]);
     },
-    async reap(name, before, by) {
+    async reap(name, deadAfterMs, by) {
       // One conditional UPDATE: of several surviving nodes, exactly one takes a dead node over.
-      return (await db.run('UPDATE nodes SET reaped_by = $1, reaped_at = $2 WHERE name = $3 AND heartbeat_at < $4 AND stopped_at IS NULL AND reaped_at IS NULL',
-        [by, clock.now(), name, before])) === 1;
+      const r = await db.one<{ incarnation: string }>(`UPDATE nodes SET reaped_by = $1, reaped_at = ${DB_NOW}
+        WHERE name = $2 AND heartbeat_at < ${DB_NOW} - $3 AND stopped_at IS NULL AND reaped_at IS NULL RETURNING incarnation`, [by, name, deadAfterMs]);
+      return r?.incarnation ?? null;
+    },
+    async orphans(name, incarnation) {
+      return (await db.rows<{ id: string }>(`SELECT id FROM sessions WHERE ${GENERATION} ORDER BY started_at`, [name, incarnation])).map((r) => r.id);
+    },
+    async finishReap(name, incarnation, by, recordings) {
+      return ctx.change(async (now) => {
+        // The row lock of this UPDATE makes a second finisher wait, then find it done.
+        const marked = (await db.run(`UPDATE nodes SET reap_done_at = ${DB_NOW} WHERE name = $1 AND incarnation = $2 AND reaped_at IS NOT NULL AND reap_done_at IS NULL`,
+          [name, incarnation])) === 1;
+        await db.run(`UPDATE channels SET ended_at = $3 WHERE ended_at IS NULL AND session_id IN (SELECT id FROM sessions WHERE ${GENERATION})`, [name, incarnation, now]);
+        const ids = (await db.rows<{ id: string }>(`UPDATE sessions SET ended_at = $3, end_reason = 'interrupted', status = 'interrupted' WHERE ${GENERATION} RETURNING id`,
+          [name, incarnation, now])).map((r) => r.id);
+        if (!marked && ids.length === 0) return { result: null, events: [] };
+        const row = await get(name);
+        const same = row?.incarnation === incarnation;
+        return {
+          result: ids,
+          events: [draft('node.reaped', 'system', {
+            node: name, by: (same ? row.reaped_by : null) ?? by, lastHeartbeat: new Date(same ? row.heartbeat_at : now).toISOString(), sessions: ids, recordings,
+          })],
+        };
+      });
+    },
+    async prune() {
+      return (await db.rows<{ name: string }>(`DELETE FROM nodes WHERE strpos(name, '/') > 0 AND (stopped_at IS NOT NULL OR reap_done_at IS NOT NULL)
+        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.node = nodes.name AND s.ended_at IS NULL) RETURNING name`)).map((r) => r.name);
     },
   };
 }

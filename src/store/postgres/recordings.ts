@@ -30,12 +30,15 @@ export function recordingsTable(ctx: Ctx): Store['recordings'] {
         const last = await db.one<{ seq: number; chain_hash: string }>('SELECT seq, chain_hash FROM recordings WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1');
         const row = await one(r.sessionId, r.channel);
         if (!row) throw new Error(`no recording ${r.sessionId}/${r.channel}`);
+        // Closed already (a reaper and the node's own restart, or two reapers, recovering the same
+        // file): the first close stands and the chain is not extended twice for one recording.
+        if (row.state !== 'open') return toRecording(row);
         const seq = (last?.seq ?? 0) + 1;
         const prev = last?.chain_hash ?? RECORDINGS_GENESIS;
         const chain = recordingChainHash(prev, { seq, sessionId: r.sessionId, channel: r.channel, path: row.path, state: r.state, size: r.size, sha256: r.sha256 });
         const signature = sign(chain);
         await db.run(`UPDATE recordings SET state = $1, truncated = $2, size = $3, sha256 = $4, seq = $5, prev_hash = $6, chain_hash = $7, signature = $8, ended_at = $9
-          WHERE session_id = $10 AND channel = $11`,
+          WHERE session_id = $10 AND channel = $11 AND state = 'open'`,
         [r.state, r.truncated, r.size, r.sha256, seq, prev, chain, signature, clock.now(), r.sessionId, r.channel]);
         return toRecording((await one(r.sessionId, r.channel))!);
       });

@@ -52,7 +52,11 @@ export function retentionTable(ctx: Ctx): Store['retention'] {
         ORDER BY r.seq LIMIT $2`, [before, limit])).map(toRecording);
     },
     async deleted() {
-      return (await db.rows<RecordingRow>('SELECT * FROM recordings WHERE deleted_at IS NOT NULL ORDER BY seq')).map(toRecording);
+      return (await db.rows<RecordingRow>('SELECT * FROM recordings WHERE deleted_at IS NOT NULL AND purged_at IS NULL ORDER BY seq')).map(toRecording);
+    },
+    async purged(sessionId, channel) {
+      await db.run('UPDATE recordings SET purged_at = $1 WHERE session_id = $2 AND channel = $3 AND deleted_at IS NOT NULL AND purged_at IS NULL',
+        [ctx.clock.now(), sessionId, channel]);
     },
     async markDeleted(sessionId, channel, meta) {
       return ctx.change(async (now) => {

@@ -8,6 +8,7 @@ import { grantsTable } from './grants.js';
 import { hostsTable } from './hosts.js';
 import { keysTable } from './keys.js';
 import { lockoutTable } from './lockout.js';
+import { loginsTable } from './logins.js';
 import { metaTable } from './meta.js';
 import { fleetTable } from './fleet.js';
 import { nodesTable } from './nodes.js';
@@ -47,6 +48,7 @@ export function createSqliteStore(file: string, clock: Clock, opts: { search?: S
     meta: metaTable(ctx),
     fleet: fleetTable(ctx),
     nodes: nodesTable(ctx),
+    logins: loginsTable(ctx),
     async batch(fn) {
       db.exec('BEGIN IMMEDIATE');
       try {

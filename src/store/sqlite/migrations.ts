@@ -398,4 +398,54 @@ ${bumpPolicyVersion('user_roles')}\
     facts       TEXT
   ) STRICT;
   `,
+  // Login state shared by every worker and node (store/sqlite/logins.ts): auth.mfaGrace trusts and
+  // the seats at the TOTP prompt (auth.maxPendingMfa). A trust ends with its user, key or TOTP
+  // enrolment, whichever process changes them (the triggers and foreign keys), not only in the
+  // process that noticed. The partial index counts a user's live sessions (sessions.maxPerUser).
+  `
+  CREATE TABLE mfa_grace (
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL REFERENCES ssh_keys(fingerprint) ON DELETE CASCADE,
+    address     TEXT NOT NULL,
+    enrolment   INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (user_id, fingerprint, address)
+  ) STRICT;
+  CREATE INDEX mfa_grace_fingerprint ON mfa_grace(fingerprint);
+  CREATE TRIGGER mfa_grace_user_disabled AFTER UPDATE OF disabled ON users WHEN NEW.disabled = 1
+    BEGIN DELETE FROM mfa_grace WHERE user_id = NEW.id; END;
+  CREATE TRIGGER mfa_grace_totp_delete AFTER DELETE ON totp
+    BEGIN DELETE FROM mfa_grace WHERE user_id = OLD.user_id; END;
+  CREATE TRIGGER mfa_grace_totp_update AFTER UPDATE OF secret, created_at ON totp
+    BEGIN DELETE FROM mfa_grace WHERE user_id = OLD.user_id; END;
+  CREATE TRIGGER mfa_grace_key_update AFTER UPDATE OF user_id, fingerprint ON ssh_keys
+    BEGIN DELETE FROM mfa_grace WHERE fingerprint = OLD.fingerprint; END;
+  CREATE TABLE mfa_pending (
+    seat      TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    since     INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX mfa_pending_user ON mfa_pending(user_name, since);
+  CREATE INDEX sessions_live_user ON sessions(user_name) WHERE ended_at IS NULL;
+  `,
+  // Retention: when the sweep confirmed a deleted recording's files gone, so later sweeps skip it
+  // (with S3 each check is a request per row, every sweep, for ever).
+  `
+  ALTER TABLE recordings ADD COLUMN purged_at INTEGER;
+  `,
+  // Node generations (cluster/reap.ts): each claim of a node name gets a random incarnation, and a
+  // session row carries the incarnation of its node at open (stamped here, so no caller can forget),
+  // so a reaper closes only the sessions of the generation it reaped, never those of the same name
+  // claimed again by a node that came back. reap_done_at: the reap's closing step went through; a
+  // reap left without it (the reaper crashed) is finished by the next sweep.
+  `
+  ALTER TABLE nodes ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
+  ALTER TABLE nodes ADD COLUMN reap_done_at INTEGER;
+  UPDATE nodes SET reap_done_at = reaped_at WHERE reaped_at IS NOT NULL;
+  ALTER TABLE sessions ADD COLUMN node_incarnation TEXT;
+  CREATE TRIGGER sessions_node_incarnation AFTER INSERT ON sessions WHEN NEW.node IS NOT NULL AND NEW.node_incarnation IS NULL
+  BEGIN
+    UPDATE sessions SET node_incarnation = (SELECT incarnation FROM nodes WHERE name = NEW.node) WHERE id = NEW.id;
+  END;
+  `,
 ];

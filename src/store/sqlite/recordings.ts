@@ -27,6 +27,9 @@ export function recordingsTable(ctx: Ctx): Store['recordings'] {
         const last = db.prepare<[], { seq: number; chain_hash: string }>('SELECT seq, chain_hash FROM recordings WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1').get();
         const row = one.get(r.sessionId, r.channel);
         if (!row) throw new Error(`no recording ${r.sessionId}/${r.channel}`);
+        // Closed already (a reaper and the node's own restart, or two reapers, recovering the same
+        // file): the first close stands and the chain is not extended twice for one recording.
+        if (row.state !== 'open') return toRecord(row);
         const seq = (last?.seq ?? 0) + 1;
         const prev = last?.chain_hash ?? RECORDINGS_GENESIS;
         const chain = recordingChainHash(prev, { seq, sessionId: r.sessionId, channel: r.channel, path: row.path, state: r.state, size: r.size, sha256: r.sha256 });
@@ -34,7 +37,7 @@ export function recordingsTable(ctx: Ctx): Store['recordings'] {
         // No head is kept next to the chain: a removed last row is noticed through the signed
         // checkpoints in the witness (audit/witness.ts), which live outside this database.
         db.prepare(`UPDATE recordings SET state = ?, truncated = ?, size = ?, sha256 = ?, seq = ?, prev_hash = ?, chain_hash = ?, signature = ?, ended_at = ?
-          WHERE session_id = ? AND channel = ?`)
+          WHERE session_id = ? AND channel = ? AND state = 'open'`)
           .run(r.state, r.truncated ? 1 : 0, r.size, r.sha256, seq, prev, chain, signature, clock.now(), r.sessionId, r.channel);
         return toRecord(one.get(r.sessionId, r.channel)!);
       }).immediate();

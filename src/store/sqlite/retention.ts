@@ -65,7 +65,12 @@ export function retentionTable(ctx: Ctx): Store['retention'] {
         ORDER BY r.seq LIMIT ?`).all(before, limit).map(toRecord);
     },
     async deleted() {
-      return db.prepare<[], Row>('SELECT * FROM recordings WHERE deleted_at IS NOT NULL ORDER BY seq').all().map(toRecord);
+      return db.prepare<[], Row>('SELECT * FROM recordings WHERE deleted_at IS NOT NULL AND purged_at IS NULL ORDER BY seq').all().map(toRecord);
+    },
+    async purged(sessionId, channel) {
+      // Not a policy change and not audited: recording.deleted already says the recording is gone.
+      db.prepare('UPDATE recordings SET purged_at = ? WHERE session_id = ? AND channel = ? AND deleted_at IS NOT NULL AND purged_at IS NULL')
+        .run(ctx.clock.now(), sessionId, channel);
     },
     async markDeleted(sessionId, channel, meta) {
       return ctx.change((now) => {

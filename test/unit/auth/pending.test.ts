@@ -1,32 +1,47 @@
 import { describe, expect, it } from 'vitest';
 import { clientName, MAX_NAME_CHARS } from '../../../src/auth/names.js';
 import { PendingMfa } from '../../../src/auth/pending.js';
-import { ManualClock } from '../../../src/shared/clock.js';
+import { tempStore } from '../../helpers/store.js';
 
 describe('connections waiting at the TOTP prompt (auth.maxPendingMfa)', () => {
-  it('caps one user, not others; a seat is idempotent and freed by leave', () => {
-    const p = new PendingMfa(new ManualClock(0), 2, 30_000);
+  it('caps one user, not others; a seat is idempotent and freed by leave', async () => {
+    const { store, clock } = tempStore();
+    const p = new PendingMfa(store.logins, clock, 2, 30_000);
     const [a, b, c] = [{}, {}, {}];
-    expect(p.enter('alice', a)).toBe(true);
-    expect(p.enter('alice', a)).toBe(true); // the same connection passing the key again
-    expect(p.enter('alice', b)).toBe(true);
-    expect(p.enter('alice', c)).toBe(false);
-    expect(p.enter('bob', c)).toBe(true);
-    expect(p.count('alice')).toBe(2);
-    p.leave('alice', a);
-    p.leave('alice', a);
-    expect(p.enter('alice', c)).toBe(true);
-    expect(p.count('alice')).toBe(2);
+    expect(await p.enter('alice', a)).toBe(true);
+    expect(await p.enter('alice', a)).toBe(true); // the same connection passing the key again
+    expect(await p.enter('alice', b)).toBe(true);
+    expect(await p.enter('alice', c)).toBe(false);
+    expect(await p.enter('bob', c)).toBe(true);
+    expect(await p.count('alice')).toBe(2);
+    await p.leave('alice', a);
+    await p.leave('alice', a);
+    expect(await p.enter('alice', c)).toBe(true);
+    expect(await p.count('alice')).toBe(2);
+    await store.close();
   });
 
-  it('frees a seat left behind longer than the login grace time', () => {
-    const clock = new ManualClock(0);
-    const p = new PendingMfa(clock, 1, 30_000);
-    expect(p.enter('alice', {})).toBe(true);
+  it('a leave sent right after an enter (not awaited) is applied after it', async () => {
+    const { store, clock } = tempStore();
+    const p = new PendingMfa(store.logins, clock, 1, 30_000);
+    const a = {};
+    const entered = p.enter('alice', a);
+    const left = p.leave('alice', a);
+    expect(await entered).toBe(true);
+    await left;
+    expect(await p.count('alice')).toBe(0);
+    await store.close();
+  });
+
+  it('frees a seat left behind longer than the login grace time', async () => {
+    const { store, clock } = tempStore();
+    const p = new PendingMfa(store.logins, clock, 1, 30_000);
+    expect(await p.enter('alice', {})).toBe(true);
     clock.advance(29_999);
-    expect(p.enter('alice', {})).toBe(false);
+    expect(await p.enter('alice', {})).toBe(false);
     clock.advance(1);
-    expect(p.enter('alice', {})).toBe(true);
+    expect(await p.enter('alice', {})).toBe(true);
+    await store.close();
   });
 });
 

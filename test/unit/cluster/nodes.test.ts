@@ -7,7 +7,7 @@ import { reapDeadNodes } from '../../../src/cluster/reap.js';
 import { StoreHealth } from '../../../src/cluster/health.js';
 import { claimName, heartbeatEvery, joinCluster, nodeName, STORE_LOST_MESSAGE } from '../../../src/cluster/node.js';
 import { loadConfig } from '../../../src/config/load.js';
-import { nodeLockPath } from '../../../src/cluster/lock.js';
+import { nodeIncarnationPath, nodeLockPath } from '../../../src/cluster/lock.js';
 import { workerCount } from '../../../src/cluster/workers.js';
 import { acquireServeLock } from '../../../src/datadir/lock.js';
 import { configSchema } from '../../../src/config/schema.js';
@@ -25,7 +25,7 @@ const open = (store: Store, id: string, node: string) => store.sessions.open({ i
 describe('store.nodes', () => {
   it('refuses a name held by a live process, names the holder, and takes over a stale or stopped one', async () => {
     const { store, clock } = tempStore();
-    await store.nodes.claim({ name: 'a', ...me }, 30_000);
+    const first = await store.nodes.claim({ name: 'a', ...me }, 30_000);
     const second = store.nodes.claim({ name: 'a', pid: 99, host: 'host-b', addresses: [] }, 30_000);
     await expect(second).rejects.toThrow(GatehouseError);
     await expect(second).rejects.toThrow(/another gatehouse server named "a" is running \(pid 4242 on host-a/);
@@ -36,37 +36,46 @@ describe('store.nodes', () => {
     const taken = await store.nodes.claim({ name: 'a', pid: 100, host: 'host-c', addresses: [] }, 30_000);
     expect(taken).toMatchObject({ name: 'a', pid: 100, host: 'host-c', stoppedAt: null });
     // The old holder's heartbeat no longer counts: the row is not its own.
-    expect(await store.nodes.heartbeat('a', 4242)).toBe(false);
-    await store.nodes.leave('a', 100);
+    expect(await store.nodes.heartbeat('a', first.incarnation)).toBe(false);
+    await store.nodes.leave('a', taken.incarnation);
     await store.nodes.claim({ name: 'a', ...me }, 30_000);
     expect((await store.nodes.list()).map((n) => n.name)).toEqual(['a', 'b']);
     await store.close();
   });
 
-  it('claimName: a restart right after a crash on this host takes the name at once; a live holder still refuses', async () => {
+  it('claimName: a restart right after a crash takes the name at once only with the proof of its data directory; host name and a dead PID prove nothing', async () => {
     const { store } = tempStore();
+    const dir = tempDir();
+    const crashed = await claimName(store, 'n', 30_000, [], dir);
+    const file = nodeIncarnationPath(dir, 'n');
+    expect(fs.readFileSync(file, 'utf8').trim()).toBe(crashed.incarnation);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    // kill -9: no leave, the heartbeat still young. The next server on this data directory holds the
+    // same serve lock: the incarnation noted there is proof that process is gone.
+    const next = await claimName(store, 'n', 30_000, [], dir);
+    expect(next.incarnation).not.toBe(crashed.incarnation);
+    expect(fs.readFileSync(file, 'utf8').trim()).toBe(next.incarnation);
+    // Another machine with the same host name whose PID is dead here (its own data directory, no
+    // proof): refused while the holder beats. The old rule (same host, PID gone) let it take the name.
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-    await store.nodes.claim({ name: 'n', pid: Number(dead.stdout), host: os.hostname(), addresses: [] }, 30_000);
-    await claimName(store, 'n', 30_000);
-    expect((await store.nodes.list())[0]).toMatchObject({ name: 'n', pid: process.pid });
-    // Alive here (the parent of this test process): refused while its heartbeat is fresh.
-    await store.nodes.claim({ name: 'm', pid: process.ppid, host: os.hostname(), addresses: [] }, 30_000);
-    await expect(claimName(store, 'm', 30_000)).rejects.toThrow(/another gatehouse server named "m"/);
-    // Another host's PID says nothing here: refused too.
-    await store.nodes.claim({ name: 'o', pid: Number(dead.stdout), host: 'elsewhere', addresses: [] }, 30_000);
-    await expect(claimName(store, 'o', 30_000)).rejects.toThrow(/named "o"/);
+    await store.nodes.claim({ name: 'm', pid: Number(dead.stdout), host: os.hostname(), addresses: [] }, 30_000);
+    await expect(claimName(store, 'm', 30_000, [], tempDir())).rejects.toThrow(/another gatehouse server named "m"/);
+    await expect(claimName(store, 'm', 30_000)).rejects.toThrow(/named "m"/);
+    // A data directory noting another generation proves nothing either.
+    fs.writeFileSync(nodeIncarnationPath(dir, 'm'), 'not-its-generation\n');
+    await expect(claimName(store, 'm', 30_000, [], dir)).rejects.toThrow(/named "m"/);
     await store.close();
   });
 
   it('reap is atomic (one reaper of two) and never takes a node whose heartbeat is fresh', async () => {
     const { store, clock } = tempStore();
-    await store.nodes.claim({ name: 'a', ...me }, 30_000);
-    expect(await store.nodes.reap('a', clock.now() - 30_000, 'b')).toBe(false);
+    const a = await store.nodes.claim({ name: 'a', ...me }, 30_000);
+    expect(await store.nodes.reap('a', 30_000, 'b')).toBeNull();
     clock.advance(31_000);
-    const both = await Promise.all([store.nodes.reap('a', clock.now() - 30_000, 'b'), store.nodes.reap('a', clock.now() - 30_000, 'c')]);
-    expect(both.filter(Boolean)).toHaveLength(1);
+    const both = await Promise.all([store.nodes.reap('a', 30_000, 'b'), store.nodes.reap('a', 30_000, 'c')]);
+    expect(both.filter(Boolean)).toEqual([a.incarnation]);
     // The node that was only slow learns it at its next heartbeat.
-    expect(await store.nodes.heartbeat('a', me.pid)).toBe(false);
+    expect(await store.nodes.heartbeat('a', a.incarnation)).toBe(false);
     await store.close();
   });
 });
@@ -76,8 +85,8 @@ describe('reapDeadNodes', () => {
     const { store, clock } = tempStore();
     const root = tempDir();
     await store.nodes.claim({ name: 'dead', ...me }, 10_000);
-    await store.nodes.claim({ name: 'alive', pid: 2, host: 'h', addresses: [] }, 10_000);
-    await store.nodes.claim({ name: 'me', pid: 3, host: 'h', addresses: [] }, 10_000);
+    const alive = await store.nodes.claim({ name: 'alive', pid: 2, host: 'h', addresses: [] }, 10_000);
+    const mine = await store.nodes.claim({ name: 'me', pid: 3, host: 'h', addresses: [] }, 10_000);
     await open(store, 's-dead', 'dead');
     await open(store, 's-dead-far', 'dead');
     await open(store, 's-alive', 'alive');
@@ -89,13 +98,13 @@ describe('reapDeadNodes', () => {
     // s-dead-far's file is on the dead node's own disk (one data directory per node).
 
     clock.advance(5_000);
-    expect(await reapDeadNodes({ store, me: 'me', deadAfterMs: 10_000, now: clock.now(), root, sign: () => 'sig', log })).toEqual([]);
+    expect(await reapDeadNodes({ store, me: 'me', deadAfterMs: 10_000, root, sign: () => 'sig', log })).toEqual([]);
     clock.advance(6_000);
-    await store.nodes.heartbeat('alive', 2);
-    await store.nodes.heartbeat('me', 3);
-    expect(await reapDeadNodes({ store, me: 'me', deadAfterMs: 10_000, now: clock.now(), root, sign: () => 'sig', log })).toEqual(['dead']);
+    await store.nodes.heartbeat('alive', alive.incarnation);
+    await store.nodes.heartbeat('me', mine.incarnation);
+    expect(await reapDeadNodes({ store, me: 'me', deadAfterMs: 10_000, root, sign: () => 'sig', log })).toEqual(['dead']);
     // A second pass (or a second survivor) does nothing more.
-    expect(await reapDeadNodes({ store, me: 'alive', deadAfterMs: 10_000, now: clock.now(), root, sign: () => 'sig', log })).toEqual([]);
+    expect(await reapDeadNodes({ store, me: 'alive', deadAfterMs: 10_000, root, sign: () => 'sig', log })).toEqual([]);
 
     expect((await store.sessions.get('s-dead'))!.endReason).toBe('interrupted');
     expect((await store.sessions.get('s-dead-far'))!.endReason).toBe('interrupted');
@@ -182,9 +191,11 @@ describe('names, locks and workers', () => {
     expect(() => loadConfig({}, { GATEHOUSE_NODE_NAME: 'a/w1' })).toThrow(/node\.name/);
   });
 
-  it('--workers: a number, "auto" (the cores), the env, then the config', () => {
+  it('--workers: a number, "auto" (the cores, the default), the env, then the config', () => {
     const config = configSchema.parse({});
-    expect(workerCount(undefined, config, {})).toBe(1);
+    expect(config.node.workers).toBe('auto');
+    expect(workerCount(undefined, config, {})).toBe(os.availableParallelism());
+    expect(workerCount(undefined, configSchema.parse({ node: { workers: 1 } }), {})).toBe(1);
     expect(workerCount('3', config, {})).toBe(3);
     expect(workerCount(undefined, config, { GATEHOUSE_WORKERS: '2' })).toBe(2);
     expect(workerCount('auto', config, {})).toBeGreaterThanOrEqual(1);

@@ -9,7 +9,7 @@ import { createSqliteStore } from '../../../src/store/sqlite/index.js';
 import { DEFAULT_TUNING, type SearchTuning } from '../../../src/store/sqlite/sessions.js';
 import type { Store } from '../../../src/store/types.js';
 import { tempDir } from '../../helpers/cli.js';
-import { postgresAvailable, startPostgres, type Postgres } from '../../helpers/postgres.js';
+import { postgresAvailable, sharedDatabases, startPostgres, type Postgres, type SharedDatabases } from '../../helpers/postgres.js';
 import { T0 } from '../../helpers/store.js';
 
 export type Backend = 'sqlite' | 'postgres';
@@ -32,8 +32,8 @@ export type MakeStore = (opts?: { search?: Partial<SearchTuning & PgSearchTuning
 
 /**
  * The store contract runs once per backend: `body` gets a `make` for fresh stores. SQLite: a new file
- * per store. PostgreSQL: one throw-away cluster per test file (started in beforeAll), a fresh
- * database per store, copied from a migrated template (CREATE DATABASE … TEMPLATE).
+ * per store. PostgreSQL: the run's shared cluster (sharedCluster), a fresh database per store, copied
+ * from the file's migrated template (CREATE DATABASE … TEMPLATE).
  * Without the postgresql package the PostgreSQL half is skipped, except in CI (CI=true), where it fails.
  */
 export function forEachBackend(name: string, body: (make: MakeStore, backend: Backend) => void): void {
@@ -86,31 +86,48 @@ const sqliteTuning: SearchTuning = DEFAULT_TUNING;
 const pgTuning: PgSearchTuning = PG_DEFAULT_TUNING;
 
 /**
- * One PostgreSQL cluster for the calling test file (started before its first test, stopped after its
- * last), with a migrated template database that fresh databases are copied from.
+ * PostgreSQL for the calling test file: databases of its own on the run's shared cluster
+ * (test/global-setup.ts; dropped after its last test), with a migrated template database that fresh
+ * databases are copied from. `own: true` starts a cluster for this file alone (started before its
+ * first test, stopped after its last): for files that stop or kill PostgreSQL (server()).
  */
-export function sharedCluster(): { url(): string; freshDatabase(): Promise<string>; track(s: Promise<Store>): Promise<Store>; server(): Postgres } {
+export function sharedCluster(opts: { own?: boolean } = {}): { url(): string; freshDatabase(): Promise<string>; track(s: Promise<Store>): Promise<Store>; server(): Postgres } {
   let server: Postgres | undefined;
+  let dbs: SharedDatabases | undefined;
+  let template = '';
   let n = 0;
   const open: Store[] = [];
   beforeAll(async () => {
-    server = await startPostgres();
+    let url: string;
+    if (opts.own) {
+      server = await startPostgres();
+      url = server.urlOf('gatehouse');
+    } else {
+      dbs = await sharedDatabases();
+      url = await dbs.create();
+    }
+    template = new URL(url).pathname.slice(1);
     // Migrate once into the template; a fresh database per test is then a file copy.
-    const tmpl = await createPostgresStore(server.urlOf('gatehouse'), new ManualClock(T0));
+    const tmpl = await createPostgresStore(url, new ManualClock(T0));
     await tmpl.close();
-  }, 120_000);
+  }, 240_000); // may wait for the run's PostgreSQL to come up (bounded at 180 s)
   afterAll(async () => {
     for (const s of open.splice(0)) await s.close().catch(() => undefined);
     await server?.stop();
+    await dbs?.stop();
   }, 120_000);
   return {
-    url: () => server!.url,
-    server: () => server!,
+    url: () => (server ? server.url : dbs!.urlOf(template)),
+    server: () => {
+      if (!server) throw new Error('this file uses the run\'s shared PostgreSQL: sharedCluster({ own: true }) for a cluster it may stop or kill');
+      return server;
+    },
     async freshDatabase() {
+      if (dbs) return dbs.create({ template });
       const name = `t${++n}`;
       const c = new pg.Client({ connectionString: server!.urlOf('postgres') });
       await c.connect();
-      try { await c.query(`CREATE DATABASE ${name} TEMPLATE gatehouse`); } finally { await c.end(); }
+      try { await c.query(`CREATE DATABASE ${name} TEMPLATE ${template}`); } finally { await c.end(); }
       return server!.urlOf(name);
     },
     async track(s) {

@@ -105,8 +105,9 @@ forEachBackend('sessions.query: the search contract', (make, backend) => {
     // PostgreSQL's plans (PgSearchTuning): matching sessions from the trigram index, or (a common
     // word) sessions walked newest first; here `countBudget` counts matching sessions.
     ['default', { ...DEFAULT_TUNING, ...PG_DEFAULT_TUNING }],
-    ['every word common, a count budget of 40 sessions, lists counted to 100', { ...DEFAULT_TUNING, commonChunks: 0, countBudget: 40, countCap: 100 }],
+    ['every word common, a count budget of 40 sessions, lists counted to 100', { ...DEFAULT_TUNING, commonChunks: 0, countBudget: 40, countCap: 100, smallFilter: 0 }],
     ['every word rare', { ...DEFAULT_TUNING, commonChunks: 1e9, countBudget: 1e9, countCap: 1e9 }],
+    ['every word common, filters first, always', { ...DEFAULT_TUNING, commonChunks: 0, countBudget: 1e9, countCap: 1e9, smallFilter: 1e9 }],
   ];
   const tuned = () => Promise.all(TUNINGS.map(async ([name, search]) => [name, await made.reopen({ clock: new ManualClock(t0), search })] as const));
 
@@ -174,6 +175,29 @@ forEachBackend('sessions.query: the search contract', (make, backend) => {
     }
     // Some cases must be larger than a page and some empty, or the walk proves little.
     expect(expected((p) => p.user === 'ann').length).toBeGreaterThan(400);
+  });
+
+  it('a common word under a filter that keeps few sessions is met filters first: an exact count, not a walk cut by the count budget', async () => {
+    // The word is common for the store (every word is, here) and matches far more sessions of ann
+    // than the count budget: walking newest first would stop there and say "at least". A filter the
+    // word never meets would make that walk read every session of the table.
+    const ann = expected((p) => p.user === 'ann');
+    expect(ann.length).toBeGreaterThan(40);
+    const first = await made.reopen({ clock: new ManualClock(t0), search: { commonChunks: 0, countBudget: 40, countCap: 1e9, smallFilter: 1e6 } });
+    const walked = await made.reopen({ clock: new ManualClock(t0), search: { commonChunks: 0, countBudget: 40, countCap: 1e9, smallFilter: 0 } });
+    try {
+      const r = await first.sessions.query({ text: RARE, user: 'ann', limit: 10, offset: 0 });
+      expect(r).toMatchObject({ total: ann.length, exact: true });
+      expect(r.items.map((i) => i.session.id)).toEqual((await walk({ text: RARE, user: 'ann' }, 10)).seen.slice(0, 10));
+      expect(r.items.every((i) => i.hit?.line === `make: ${RARE} in db`)).toBe(true);
+      const never = await first.sessions.query({ text: RARE, user: 'nobody', limit: 10, offset: 0 });
+      expect(never).toMatchObject({ items: [], total: 0, exact: true });
+      // The same query on the walking plan: cut by its budget (what the filter-first plan avoids).
+      expect((await walked.sessions.query({ text: RARE, user: 'ann', limit: 10, offset: 0 })).exact).toBe(false);
+    } finally {
+      await first.close();
+      await walked.close();
+    }
   });
 
   it('without text, the filters count and page every session (planted or not)', async () => {

@@ -14,7 +14,8 @@ import { sharedCluster } from '../backends.js';
 
 /** What only the PostgreSQL backend has: its migrations, LISTEN/NOTIFY, batch on one client, URLs with passwords. */
 describe.skipIf(!postgresAvailable())('the PostgreSQL store', () => {
-  const cluster = sharedCluster();
+  // A cluster of its own: a test here stops and restarts PostgreSQL (the shared one must stay up).
+  const cluster = sharedCluster({ own: true });
   const query = async <R = Record<string, unknown>>(url: string, sql: string, args: unknown[] = []) => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
