@@ -66,8 +66,16 @@ export const STORE_LOST_MESSAGE = 'gatehouse cannot reach its database right now
  * `lockDir` and the holder's incarnation is the one noted there (a restart right after a crash or
  * kill -9, when the heartbeat is still young): the lock proves that process gone. Host name and PID
  * prove nothing (two machines may share both), so they no longer let a name be taken.
+ *
+ * The lock proves only that no process on THIS data directory holds the name: a copy of the
+ * directory (a cloned VM, a restored backup) carries the same file while the original node runs
+ * elsewhere. So the proof counts only once the row's heartbeat has not moved for one heartbeat
+ * interval (a live node beats within it); a restart after a crash waits at most that long.
  */
-export async function claimName(store: Store, name: string, staleMs: number, addresses: string[] = [], lockDir?: string): Promise<NodeRecord> {
+export async function claimName(
+  store: Store, name: string, staleMs: number, addresses: string[] = [], lockDir?: string,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<NodeRecord> {
   const me = { name, pid: process.pid, host: os.hostname(), addresses };
   const file = lockDir === undefined ? null : nodeIncarnationPath(lockDir, name);
   let previous: string | undefined;
@@ -76,6 +84,7 @@ export async function claimName(store: Store, name: string, staleMs: number, add
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  if (previous !== undefined) previous = await stillSilent(store, name, previous, staleMs, sleep);
   const rec = await store.nodes.claim(me, staleMs, previous);
   if (file) {
     const tmp = `${file}.${process.pid}.tmp`;
@@ -83,6 +92,23 @@ export async function claimName(store: Store, name: string, staleMs: number, add
     fs.renameSync(tmp, file);
   }
   return rec;
+}
+
+/**
+ * The data directory's proof (`previous`), kept only when the row it names has a fresh heartbeat
+ * that then stays still for one heartbeat interval (on the store's clock); dropped when it moves.
+ * A stale, stopped or other-generation row needs no proof (claim decides), so nothing waits.
+ */
+async function stillSilent(store: Store, name: string, previous: string, staleMs: number, sleep: (ms: number) => Promise<void>): Promise<string | undefined> {
+  const every = heartbeatEvery(staleMs);
+  const row = (await store.nodes.list()).find((n) => n.name === name);
+  if (!row || row.incarnation !== previous || row.stoppedAt !== null) return previous;
+  const age = (await store.nodes.now()) - row.heartbeatAt;
+  if (age >= staleMs) return previous;
+  // Silent for a whole interval plus a margin (a beat's own store round trip) before it counts.
+  await sleep(Math.max(0, every - age) + Math.min(1_000, every));
+  const again = (await store.nodes.list()).find((n) => n.name === name);
+  return again && again.incarnation === previous && again.heartbeatAt === row.heartbeatAt ? previous : undefined;
 }
 
 export async function joinCluster(deps: NodeDeps): Promise<ClusterNode> {

@@ -59,7 +59,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
   try {
     store = await openStore({ config, dataDir, clock: systemClock });
     incarnation = (await claimName(store, name, config.node.deadAfter, [], dataDir.paths.dir)).incarnation;
-    await recoverMachine(store, name, dataDir.paths.recordings, signer(dataDir.hostKey), log);
+    await recoverMachine(store, name, dataDir.paths.recordings, signer(dataDir.hostKey), log, config.node.deadAfter);
   } catch (err) {
     await store?.close().catch(() => undefined);
     lock.release();
@@ -248,11 +248,17 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
  * At the primary's start: this machine's node and every worker node of a previous run (NAME/…) may
  * have left sessions and recordings open (a crash, kill -9). The lock says no other server of this
  * name runs, so they are closed as interrupted here, before any worker starts.
+ *
+ * A worker row whose heartbeat is fresher than deadAfter (the store's clock) is left alone: the lock
+ * covers this data directory only, and a copy of it (a cloned machine keeping the host name) may
+ * run live workers of the same name; a truly dead one is reaped once its heartbeat goes stale.
  */
-export async function recoverMachine(store: Store, name: string, root: string, sign: (h: string) => string, log: Logger): Promise<void> {
+export async function recoverMachine(store: Store, name: string, root: string, sign: (h: string) => string, log: Logger, deadAfterMs: number): Promise<void> {
   const names = new Set([name]);
   const generations = new Map<string, string>();
+  const now = await store.nodes.now();
   for (const n of await store.nodes.list()) {
+    if (n.name !== name && now - n.heartbeatAt < deadAfterMs) continue;
     // Only this machine's workers that neither left cleanly nor were reaped: a NAME/wK row of another
     // host is another server's (a name clash), and its sessions are not this primary's to close.
     // (Two machines sharing a host name and node name cannot get here both: the name's claim, by

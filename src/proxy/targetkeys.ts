@@ -7,7 +7,9 @@ import type { Store } from '../store/types.js';
 
 /**
  * The host key gatehouse presents for a target when it terminates `ssh -J` itself: one ed25519 key
- * per host, named by host id so a removed and re-added name gets a new key.
+ * per host, named by host id: the key follows the id, not the name. A removed and re-added name gets
+ * a new key only when it gets a new id, which SQLite does not promise (hosts.id is a plain INTEGER
+ * PRIMARY KEY: the highest id, once removed, is given again); PostgreSQL's identity never reuses one.
  *
  * A key file in dataDir/target_keys/ (0600) wins when present: deployments from before the keys were
  * derived keep the keys their operators' known_hosts already trust. Otherwise the key is derived from

@@ -264,13 +264,15 @@ export class MarkerCache {
 /**
  * Retention: the content files a transfer recording marks, removed before the recording itself (a
  * crash in between leaves the recording, whose markers still name what to remove next time).
+ * A failed read or removal throws (the storage answers null / false for what is already gone): the
+ * caller must then keep the recording and its row for the next sweep, or the contents are orphaned.
  */
 export async function removeContents(storage: RecordingStorage, rec: { path: string; kind: string }): Promise<number> {
   // Only transfer recordings carry content (and they are small: markers, never a terminal's output).
   if (rec.kind !== 'transfer' || !rec.path.endsWith('.cast')) return 0;
-  const cast = await storage.read(rec.path).catch(() => null);
+  const cast = await storage.read(rec.path);
   if (!cast) return 0;
   let n = 0;
-  for (const m of contentMarkers(cast, rec.path)) if (await storage.remove(m.file).catch(() => false)) n++;
+  for (const m of contentMarkers(cast, rec.path)) if (await storage.remove(m.file)) n++;
   return n;
 }

@@ -37,7 +37,10 @@ export interface Follower {
 
 /**
  * Follow `file`; `send` gets each line (header first), then null once the channel is no longer live
- * and the file is read to its end. Returns null when the file cannot be opened or has no header yet.
+ * and the file is read to its end. Returns null when the file cannot be opened or is not a regular
+ * file, or its first line is longer than any recorder line. A header still being written (a long
+ * command, JSON-escaped, can make it hundreds of KiB) is read again at each poll until it is whole,
+ * or until the channel is no longer live.
  */
 export function followSpool(file: string, send: (line: string | null) => void, o: FollowOptions): Follower | null {
   let fd: number;
@@ -63,14 +66,15 @@ export function followSpool(file: string, send: (line: string | null) => void, o
     send(null);
   };
 
-  let offset: number;
+  /** Where the next read starts; -1 while the header line is not complete yet. */
+  let offset = -1;
   let pending: Buffer = Buffer.alloc(0);
-  try {
+  /** Send the header and set the backlog start; false while the header line is incomplete, null when it is too long. */
+  const start = (): boolean | null => {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) { close(); return null; }
-    const head = readAt(fd, 0, Math.min(st.size, 64 * 1024));
+    const head = readAt(fd, 0, Math.min(st.size, MAX_LINE_BYTES + 1));
     const nl = head.indexOf(0x0a);
-    if (nl < 0) { close(); return null; }
+    if (nl < 0) return head.length > MAX_LINE_BYTES ? null : false;
     send(head.subarray(0, nl).toString('utf8').trimEnd());
     offset = nl + 1;
     // The backlog starts at a line boundary within the last backlogBytes (as the hub keeps it).
@@ -80,6 +84,10 @@ export function followSpool(file: string, send: (line: string | null) => void, o
       const cut = probe.indexOf(0x0a);
       offset = cut < 0 ? st.size : from + cut;
     }
+    return true;
+  };
+  try {
+    if (!fs.fstatSync(fd).isFile() || start() === null) { close(); return null; }
   } catch (err) {
     close();
     throw err;
@@ -108,7 +116,9 @@ export function followSpool(file: string, send: (line: string | null) => void, o
     timer = undefined;
     if (stopped) return;
     try {
-      if (!drain()) { fail(new Error('live view: a recording line exceeds the limit')); return; }
+      const started = offset >= 0 || start();
+      if (started === null) { fail(new Error('live view: the recording header exceeds the limit')); return; }
+      if (started && !drain()) { fail(new Error('live view: a recording line exceeds the limit')); return; }
     } catch (err) {
       fail(err);
       return;
@@ -121,7 +131,7 @@ export function followSpool(file: string, send: (line: string | null) => void, o
         checking = false;
         if (stopped || live) return;
         // The channel closed: its last lines were written before its row closed.
-        try { drain(); } catch { /* what was read is all there is */ }
+        try { if (offset >= 0 || start() === true) drain(); } catch { /* what was read is all there is */ }
         close();
         send(null);
       }, (err: unknown) => { checking = false; fail(err); });

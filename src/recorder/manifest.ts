@@ -28,8 +28,15 @@ export function fileJson(f: FileRecord) {
   return { channel: f.channel, protocol: f.protocol, direction: f.direction, path: f.path, size: f.size, sha256: f.sha256, at: isoTime(f.at) };
 }
 
+/**
+ * The captured file content one export carries at most (the web tar is built in memory): contents
+ * past it are listed with `file: null` and a note, their verdict still given.
+ */
+export const EXPORT_CONTENT_BYTES = 256 * 1024 * 1024;
+
 export async function exportManifest(
   store: Store, dirs: { recordings: RecordingStorage | string; hostKey: Buffer; retention: number | null }, s: SessionRecord, exportedBy: string, now: number,
+  contentLimit = EXPORT_CONTENT_BYTES,
 ): Promise<{ manifest: Record<string, unknown>; files: { name: string; read(): Promise<Buffer> }[] }> {
   const storage = asStorage(dirs.recordings);
   const [report, recs, channels] = await Promise.all([
@@ -45,9 +52,10 @@ export async function exportManifest(
     })),
     chainOk: report.chain.ok,
     files: (await store.files.list(s.id)).map(fileJson),
-    contents: [] as { channel: number; direction: string; path: string; size: number; sha256: string; file: string | null; verdict: 'intact' | 'modified' | 'missing' }[],
+    contents: [] as { channel: number; direction: string; path: string; size: number; sha256: string; file: string | null; verdict: 'intact' | 'modified' | 'missing'; note?: string }[],
   };
   const files: { name: string; read(): Promise<Buffer> }[] = [];
+  let contentBytes = 0;
   for (const r of recs) {
     // Markers are trusted only in a transfer recording that verified intact (they are chained with it).
     const verdict = report.items.find((i) => i.channel === r.channel)?.verdict;
@@ -58,9 +66,14 @@ export async function exportManifest(
       const d = await storage.digest(m.file).catch(() => null);
       const state = d === null ? 'missing' : d.size === m.size && d.sha256 === m.sha256 ? 'intact' : 'modified';
       // Flat names in the bundle: SESSION-CHANNEL.cast.file-N beside the recording.
-      const name = state === 'intact' ? `${path.basename(r.path)}.file-${m.file.slice(m.file.lastIndexOf('/') + 1)}` : null;
-      manifest.contents.push({ channel: r.channel, direction: m.direction, path: m.path, size: m.size, sha256: m.sha256, file: name, verdict: state });
+      const fits = contentBytes + m.size <= contentLimit;
+      const name = state === 'intact' && fits ? `${path.basename(r.path)}.file-${m.file.slice(m.file.lastIndexOf('/') + 1)}` : null;
+      manifest.contents.push({
+        channel: r.channel, direction: m.direction, path: m.path, size: m.size, sha256: m.sha256, file: name, verdict: state,
+        ...(state === 'intact' && !fits ? { note: 'not included: export limit' } : {}),
+      });
       if (name === null) continue;
+      contentBytes += m.size;
       files.push({
         name,
         async read() {

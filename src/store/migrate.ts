@@ -221,11 +221,20 @@ function sourceAudit(db: Database.Database): ChainVerdict {
 export async function copySqliteToPostgres(o: CopyOptions): Promise<CopyResult> {
   // The schema brought up to date first, as every gatehouse command does when it opens the store.
   openDatabase(o.sqliteFile).close();
-  const db = new Database(o.sqliteFile, { readonly: true, fileMustExist: true });
+  // Opened read-write only to hold SQLite's write lock (nothing is written): a read snapshot alone
+  // would let a CLI change (user disable, grant remove) commit after it and be lost with the old store.
+  const db = new Database(o.sqliteFile, { fileMustExist: true });
   let pool: pg.Pool | undefined;
   try {
-    // One read transaction: a CLI command writing meanwhile is not half in the copy.
-    db.exec('BEGIN');
+    // One transaction holding the write lock for the whole copy: a CLI command writing meanwhile
+    // waits (then fails with SQLITE_BUSY) instead of committing a change the copy never sees.
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      throw migrateError('the SQLite store is being written (another gatehouse command holds its write lock): nothing was copied',
+        'stop gatehouse serve and wait for running commands to end, then run migrate again');
+    }
     const audit = sourceAudit(db);
     if (!audit.ok) {
       throw migrateError(`the SQLite store's audit log is BROKEN at event #${audit.badId} (${audit.problem}): nothing was copied`,

@@ -596,7 +596,7 @@ export interface Store {
     prune(): Promise<string[]>;
   };
   /**
-   * Login state shared by every worker and node (auth/shared.ts): auth.mfaGrace, the seats at the
+   * Login state shared by every worker and node (auth/throttle.ts, auth/pending.ts, proxy/connection.ts): auth.mfaGrace, the seats at the
    * TOTP prompt (auth.maxPendingMfa) and the seat count of sessions.maxPerUser. Each check-and-take
    * is one atomic step across processes.
    */

@@ -19,6 +19,14 @@ interface LiveDeps extends WebDeps {
 
 /** How often an open live view checks that its viewer is still signed in (logout, disable, reset). */
 const RECHECK_MS = 2_000;
+/**
+ * A viewer that reads slower than the session writes is cut off (1013) once this much waits in its
+ * socket, rather than held in this process's memory without bound.
+ */
+export const LIVE_MAX_BUFFERED = 4 * 1024 * 1024;
+/** Concurrent live views per web session and per process: each holds a subscription and a buffer. */
+export const LIVE_PER_SESSION = 8;
+export const LIVE_PER_PROCESS = 200;
 
 /** The one Origin a live-view upgrade may come from; null when the request names no host. */
 export function expectedOrigin(req: FastifyRequest, configured: string | undefined, tls: boolean): string | null {
@@ -39,6 +47,9 @@ export function registerLive(app: FastifyInstance, deps: LiveDeps): void {
   // Sessions recorded by this process come from the hub; those of other workers or nodes sharing
   // the data directory are followed in their spool file (recorder/livesource.ts).
   const source = new LiveSource(hub, store, deps.recordings ?? createRecordingStorage(config, deps.dataDir));
+  // Views held open, counted from the upgrade to the socket's close (refused ones are not audited).
+  let viewsInProcess = 0;
+  const viewsBySession = new Map<string, number>();
   const sameOrigin = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!req.ws) return; // a plain GET is answered 404 by the WebSocket plugin
     const want = expectedOrigin(req, config.web.origin, !!config.web.tls);
@@ -56,6 +67,18 @@ export function registerLive(app: FastifyInstance, deps: LiveDeps): void {
   }, async (socket, req) => {
     const { id, channel } = req.params as { id: string; channel: string };
     const ch = Number(channel);
+    // Checked and taken in one synchronous step: concurrent upgrades cannot all pass the check.
+    const viewSid = req.session.sessionId;
+    const held = viewsBySession.get(viewSid) ?? 0;
+    if (held >= LIVE_PER_SESSION) { socket.close(1013, `too many live views (at most ${LIVE_PER_SESSION} per sign-in)`); return; }
+    if (viewsInProcess >= LIVE_PER_PROCESS) { socket.close(1013, 'too many live views on this server; try again later'); return; }
+    viewsInProcess++;
+    viewsBySession.set(viewSid, held + 1);
+    socket.once('close', () => {
+      viewsInProcess--;
+      const n = (viewsBySession.get(viewSid) ?? 1) - 1;
+      if (n > 0) viewsBySession.set(viewSid, n); else viewsBySession.delete(viewSid);
+    });
     let where;
     try {
       where = await source.where(id, ch);
@@ -79,6 +102,7 @@ export function registerLive(app: FastifyInstance, deps: LiveDeps): void {
     const send = (line: string | null) => {
       if (socket.readyState !== socket.OPEN) return;
       if (line === null) socket.close(1000, 'session ended');
+      else if (socket.bufferedAmount > LIVE_MAX_BUFFERED) socket.close(1013, 'viewer too slow');
       else socket.send(line);
     };
     let sub;

@@ -234,7 +234,9 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     if (file === 'manifest.json' || file === 'export.tar') {
       const { manifest, files } = await exportManifest(store, { recordings: deps.recordings, hostKey: deps.dataDir.hostKey, retention: deps.config.recording.retention }, s, actor(req), clock.now());
       if (file === 'manifest.json') return reply.header('content-disposition', `attachment; filename="${s.id}-manifest.json"`).send(manifest);
-      const entries = await Promise.all(files.map(async (f) => ({ name: `${s.id}/${f.name}`, data: await f.read() })));
+      // One file at a time, never every read in flight at once; the captured contents' total is capped in manifest.ts.
+      const entries: { name: string; data: Buffer }[] = [];
+      for (const f of files) entries.push({ name: `${s.id}/${f.name}`, data: await f.read() });
       entries.push({ name: `${s.id}/manifest.json`, data: Buffer.from(JSON.stringify(manifest, null, 2) + '\n') });
       await store.audit.append(draft('recording.viewed', actor(req), { session: s.id, sessionUser: s.user, how: 'export' }));
       return reply.type('application/x-tar').header('content-disposition', `attachment; filename="${s.id}.tar"`).send(tar(entries, clock.now()));
@@ -333,7 +335,8 @@ export async function integrityOf(recs: RecordingRecord[], storage: RecordingSto
   for (const r of recs) {
     if (r.state === 'open') return 'live';
     if (r.state === 'failed') return 'failed';
-    const st = storage.localStat ? storage.localStat(r.path) : undefined;
+    // A storage without localStat (a wrapper, a test double) is asked directly: never taken as ok unseen.
+    const st = storage.localStat ? storage.localStat(r.path) : await storage.stat(r.path);
     if (st === undefined) continue;
     if (st === null) return 'missing';
     if (st.size !== r.size) return 'modified';

@@ -1,10 +1,11 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ghJson, ghOk } from '../helpers/cli.js';
 import { poll } from '../helpers/proc.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
+import { webLogin } from '../helpers/weblogin.js';
 
 /**
  * The web live view with `serve --workers 2`: a web request lands on either worker, whichever one
@@ -15,32 +16,6 @@ import { startWorld, type Operator, type World } from '../helpers/world.js';
 const PASSWORD = 'auditors-passphrase-1';
 type AuditRow = { id: number; type: string; data: Record<string, unknown> };
 interface SessionJson { id: string; node: string | null }
-
-/** A login through the web form with fetch: the CSRF cookie and token, then the session cookie. */
-async function webLogin(w: World, op: Operator): Promise<string> {
-  const jar = new Map<string, string>();
-  const take = (res: Response) => {
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const i = pair!.indexOf('=');
-      jar.set(pair!.slice(0, i), pair!.slice(i + 1));
-    }
-  };
-  const header = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-  const page = await fetch(`${w.web}/login`);
-  take(page);
-  const token = /name="_csrf" value="([^"]+)"/.exec(await page.text())![1]!.replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)));
-  const code = execFileSync('oathtool', ['--totp', '-b', op.secret], { encoding: 'utf8' }).trim();
-  const res = await fetch(`${w.web}/login`, {
-    method: 'POST', redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: header() },
-    body: new URLSearchParams({ _csrf: token, username: op.name, password: PASSWORD, code }).toString(),
-  });
-  take(res);
-  expect(res.status).toBe(303);
-  expect(res.headers.get('location')).not.toMatch(/error/);
-  return header();
-}
 
 interface View {
   ws: WebSocket;
@@ -91,7 +66,7 @@ describe.runIf(haveOpenSsh())('web live view with serve --workers 2', () => {
       .catch((e: unknown) => { throw new Error(`${String(e)}; ssh said: ${err.slice(-2000)}; gatehouse said: ${w.gatehouse.stderr().slice(-1000)} ${w.gatehouse.stdout().slice(-4000)}`); });
     const s = ghJson<SessionJson[]>(w.data, ['sessions', 'list', '--live', '--user', 'alice'])[0]!;
     expect(s.node).toMatch(/^gh\/w[12]$/);
-    const cookie = await webLogin(w, ada);
+    const cookie = await webLogin(w, ada, PASSWORD);
 
     // The session page offers the live view whichever worker serves it.
     for (let i = 0; i < 4; i++) {

@@ -7,6 +7,7 @@ import { gh, ghJson, ghOk, tempDir } from '../helpers/cli.js';
 import { startS3, type S3Server } from '../helpers/s3.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
+import { webLogin } from '../helpers/weblogin.js';
 
 /**
  * Recordings on S3-compatible storage, end to end: the built binary with recording.storage.s3
@@ -29,33 +30,6 @@ function spoolFiles(w: World, sid: string): string[] {
   const root = path.join(w.data, 'recordings');
   if (fs.existsSync(root)) walk(root);
   return found;
-}
-
-/** A login through the web form with fetch: the CSRF cookie and token, then the session cookie. */
-async function webLogin(w: World, op: Operator): Promise<string> {
-  const jar = new Map<string, string>();
-  const take = (res: Response) => {
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const i = pair!.indexOf('=');
-      jar.set(pair!.slice(0, i), pair!.slice(i + 1));
-    }
-  };
-  const header = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-  const page = await fetch(`${w.web}/login`);
-  take(page);
-  const token = /name="_csrf" value="([^"]+)"/.exec(await page.text())![1]!.replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)));
-  const { execFileSync } = await import('node:child_process');
-  const code = execFileSync('oathtool', ['--totp', '-b', op.secret], { encoding: 'utf8' }).trim();
-  const res = await fetch(`${w.web}/login`, {
-    method: 'POST', redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: header() },
-    body: new URLSearchParams({ _csrf: token, username: op.name, password: PASSWORD, code }).toString(),
-  });
-  take(res);
-  expect(res.status).toBe(303);
-  expect(res.headers.get('location')).not.toMatch(/error/);
-  return header();
 }
 
 describe.runIf(haveOpenSsh())('recordings on S3-compatible storage (s3rver)', () => {
@@ -137,7 +111,7 @@ describe.runIf(haveOpenSsh())('recordings on S3-compatible storage (s3rver)', ()
   });
 
   it('the web replay serves the recording from the bucket to a logged-in auditor', async () => {
-    const cookie = await webLogin(w, ada);
+    const cookie = await webLogin(w, ada, PASSWORD);
     const res = await fetch(`${w.web}/sessions/${sid}/0.cast`, { headers: { cookie } });
     expect(res.status).toBe(200);
     expect(Buffer.from(await res.arrayBuffer())).toEqual(original);

@@ -3,7 +3,8 @@ import type { LoginsStore } from '../types.js';
 import { LOCK, type Ctx } from './db.js';
 
 /**
- * Login state shared by every node (auth/shared.ts). Each check-and-take runs in one transaction
+ * Login state shared by every node (its users: auth/throttle.ts for the MFA grace, auth/pending.ts for
+ * the TOTP-prompt seats, proxy/connection.ts for sessions.maxPerUser). Each check-and-take runs in one transaction
  * under a per-user advisory lock: READ COMMITTED alone would let two nodes both count n-1 and both
  * insert.
  */

@@ -3,7 +3,8 @@ import type { LoginsStore } from '../types.js';
 import type { Ctx } from './db.js';
 
 /**
- * Login state shared by every process on the file (auth/shared.ts). Each check-and-take runs in an
+ * Login state shared by every process on the file (its users: auth/throttle.ts for the MFA grace,
+ * auth/pending.ts for the TOTP-prompt seats, proxy/connection.ts for sessions.maxPerUser). Each check-and-take runs in an
  * IMMEDIATE transaction: SQLite's write lock serializes it against every other process.
  */
 

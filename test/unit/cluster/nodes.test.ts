@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { reapDeadNodes } from '../../../src/cluster/reap.js';
+import { recoverMachine } from '../../../src/cluster/primary.js';
 import { StoreHealth } from '../../../src/cluster/health.js';
 import { claimName, heartbeatEvery, joinCluster, nodeName, STORE_LOST_MESSAGE } from '../../../src/cluster/node.js';
 import { loadConfig } from '../../../src/config/load.js';
@@ -44,15 +45,19 @@ describe('store.nodes', () => {
   });
 
   it('claimName: a restart right after a crash takes the name at once only with the proof of its data directory; host name and a dead PID prove nothing', async () => {
-    const { store } = tempStore();
+    const { store, clock } = tempStore();
     const dir = tempDir();
-    const crashed = await claimName(store, 'n', 30_000, [], dir);
+    const waited: number[] = [];
+    const sleep = async (ms: number) => { waited.push(ms); clock.advance(ms); };
+    const crashed = await claimName(store, 'n', 30_000, [], dir, sleep);
     const file = nodeIncarnationPath(dir, 'n');
     expect(fs.readFileSync(file, 'utf8').trim()).toBe(crashed.incarnation);
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     // kill -9: no leave, the heartbeat still young. The next server on this data directory holds the
-    // same serve lock: the incarnation noted there is proof that process is gone.
-    const next = await claimName(store, 'n', 30_000, [], dir);
+    // same serve lock: the incarnation noted there is proof that process is gone, once its
+    // heartbeat has stayed still for one heartbeat interval.
+    const next = await claimName(store, 'n', 30_000, [], dir, sleep);
+    expect(waited).toEqual([heartbeatEvery(30_000) + 1_000]);
     expect(next.incarnation).not.toBe(crashed.incarnation);
     expect(fs.readFileSync(file, 'utf8').trim()).toBe(next.incarnation);
     // Another machine with the same host name whose PID is dead here (its own data directory, no
@@ -67,6 +72,20 @@ describe('store.nodes', () => {
     await store.close();
   });
 
+  it('claimName: a cloned data directory (same proof, the original node alive and beating) cannot take the name', async () => {
+    const { store, clock } = tempStore();
+    const original = tempDir();
+    const live = await claimName(store, 'n', 30_000, [], original);
+    // The clone: the original's directory copied, incarnation file included.
+    const clone = tempDir();
+    fs.copyFileSync(nodeIncarnationPath(original, 'n'), nodeIncarnationPath(clone, 'n'));
+    // While the clone waits, the original beats as it does every interval.
+    const beating = async (ms: number) => { clock.advance(ms); expect(await store.nodes.heartbeat('n', live.incarnation)).toBe(true); };
+    await expect(claimName(store, 'n', 30_000, [], clone, beating)).rejects.toThrow(/another gatehouse server named "n"/);
+    expect(await store.nodes.heartbeat('n', live.incarnation)).toBe(true);
+    await store.close();
+  });
+
   it('reap is atomic (one reaper of two) and never takes a node whose heartbeat is fresh', async () => {
     const { store, clock } = tempStore();
     const a = await store.nodes.claim({ name: 'a', ...me }, 30_000);
@@ -76,6 +95,26 @@ describe('store.nodes', () => {
     expect(both.filter(Boolean)).toEqual([a.incarnation]);
     // The node that was only slow learns it at its next heartbeat.
     expect(await store.nodes.heartbeat('a', a.incarnation)).toBe(false);
+    await store.close();
+  });
+});
+
+describe('recoverMachine', () => {
+  it('closes the sessions of this machine\'s silent worker rows, never those of a worker row still beating', async () => {
+    const { store, clock } = tempStore();
+    const host = { pid: 7, host: os.hostname(), addresses: [] };
+    await store.nodes.claim({ name: 'gh/w1', ...host }, 30_000);
+    await open(store, 's-old', 'gh/w1');
+    clock.advance(31_000);
+    // Another copy of this machine (a cloned data directory, same host name) runs gh/w2 right now.
+    const beating = await store.nodes.claim({ name: 'gh/w2', ...host }, 30_000);
+    await open(store, 's-live', 'gh/w2');
+    clock.advance(5_000);
+    await store.nodes.heartbeat('gh/w2', beating.incarnation);
+    await recoverMachine(store, 'gh', tempDir(), () => 'sig', log, 30_000);
+    expect((await store.sessions.get('s-old'))!.endReason).toBe('interrupted');
+    expect((await store.sessions.get('s-live'))!.endedAt).toBeNull();
+    expect(await store.nodes.heartbeat('gh/w2', beating.incarnation)).toBe(true);
     await store.close();
   });
 });

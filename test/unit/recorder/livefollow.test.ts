@@ -69,11 +69,44 @@ describe('following a spool file (live view of another process\'s recording)', (
     f.stop();
   });
 
-  it('a file without a complete header line, a missing file or a symlink is not followed', () => {
+  it('a long header (a 32 KiB command, JSON-escaped) is followed, and one still being written is waited for', async () => {
     const dir = tempDir();
-    fs.writeFileSync(path.join(dir, 'half.cast'), '{"version":');
+    const long = JSON.stringify({ version: 2, width: 80, height: 24, command: '\u0001'.repeat(32 * 1024) });
+    expect(long.length).toBeGreaterThan(128 * 1024);
+    fs.writeFileSync(path.join(dir, 'long.cast'), `${long}\n${ev(0.1, 'one')}\n`);
+    const c = collector();
+    followSpool(path.join(dir, 'long.cast'), c.send, { pollMs: 1000, isLive: async () => true })!.stop();
+    expect(c.lines).toEqual([long, ev(0.1, 'one')]);
+    // The header line is not complete yet: the view waits for it instead of saying "not live".
+    const half = path.join(dir, 'half.cast');
+    fs.writeFileSync(half, long.slice(0, 100_000));
+    const w = collector();
+    let live = true;
+    const f = followSpool(half, w.send, { pollMs: 10, checkMs: 10, isLive: async () => live });
+    expect(f).not.toBeNull();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(w.lines).toEqual([]);
+    fs.appendFileSync(half, `${long.slice(100_000)}\n${ev(0.2, 'two')}\n`);
+    await poll('the header', () => (w.lines.length === 2 ? true : undefined), 5_000);
+    expect(w.lines).toEqual([long, ev(0.2, 'two')]);
+    live = false;
+    await poll('the end', () => (w.lines.at(-1) === null ? true : undefined), 5_000);
+    f!.stop();
+    // A header never completed ends with the channel.
+    fs.writeFileSync(path.join(dir, 'never.cast'), '{"version":');
+    const n = collector();
+    let nLive = true;
+    const g = followSpool(path.join(dir, 'never.cast'), n.send, { pollMs: 10, checkMs: 10, isLive: async () => nLive })!;
+    nLive = false;
+    await poll('the end', () => (n.lines.at(-1) === null ? true : undefined), 5_000);
+    expect(n.lines).toEqual([null]);
+    g.stop();
+  });
+
+  it('a missing file or a symlink is not followed', () => {
+    const dir = tempDir();
     fs.symlinkSync('/etc/passwd', path.join(dir, 'link.cast'));
-    for (const name of ['half.cast', 'none.cast', 'link.cast']) {
+    for (const name of ['none.cast', 'link.cast']) {
       const c = collector();
       expect(followSpool(path.join(dir, name), c.send, { isLive: async () => true })).toBeNull();
       expect(c.lines).toEqual([]);

@@ -15,7 +15,7 @@ import { tempStore } from '../../helpers/store.js';
 
 /**
  * Requests a remote recording storage (S3) would make, counted: every method that reaches the
- * bucket. `remote` drops localStat, as S3 has no local answer for an uploaded recording.
+ * bucket. `remote` answers localStat with undefined, as S3 does for an uploaded recording.
  */
 function counting(inner: RecordingStorage, remote: boolean): RecordingStorage & { calls: Record<string, number> } {
   const calls: Record<string, number> = {};
@@ -28,7 +28,7 @@ function counting(inner: RecordingStorage, remote: boolean): RecordingStorage & 
     stream: count('stream', inner.stream),
     digest: count('digest', inner.digest),
     remove: count('remove', inner.remove),
-    localStat: remote ? undefined : count('localStat', inner.localStat!),
+    localStat: remote ? () => undefined : count('localStat', inner.localStat!),
   };
 }
 
@@ -70,6 +70,11 @@ describe('repeated storage I/O (S3: each call is a request)', () => {
     fs.appendFileSync(path.join(root, recs[1]!.path), 'x');
     expect(await Promise.all(recs.map((r) => integrityOf([r], local)))).toEqual(['missing', 'modified', 'ok', 'ok', 'ok']);
     expect(local.calls).toEqual({ localStat: 5 });
+    // A storage with no localStat at all (a wrapper) is asked with stat(): a missing file is never 'ok'.
+    const bare = { ...counting(createLocalStorage(root), false), localStat: undefined };
+    expect(await integrityOf([recs[0]!], bare)).toBe('missing');
+    expect(await integrityOf([recs[1]!], bare)).toBe('modified');
+    expect(await integrityOf([recs[2]!], bare)).toBe('ok');
     store.close();
   });
 
@@ -132,6 +137,30 @@ describe('repeated storage I/O (S3: each call is a request)', () => {
     expect(fs.existsSync(path.join(root, rel))).toBe(false);
     expect(await sweepRetention({ store, root: flaky, clock, log: silentLogger(), retention: DAY })).toEqual({ deleted: 0, leftovers: 0 });
     expect(flaky.calls).toEqual({ remove: 2 });
+    store.close();
+  });
+
+  it('a content file that cannot be removed keeps its transfer recording and row for the next sweep (never orphaned)', async () => {
+    const { store, clock } = tempStore();
+    const root = tempDir();
+    await session(store, 'old-4');
+    const own = '2026/11/24/old-4-0.files/1';
+    fs.mkdirSync(path.join(root, '2026/11/24/old-4-0.files'), { recursive: true });
+    fs.writeFileSync(path.join(root, own), 'content');
+    const marker = { file: own, direction: 'upload', path: '/tmp/a', size: 7, sha256: sha('content') };
+    const rel = await recorded(store, root, 'old-4', 0, `{"version":2}\n${JSON.stringify([0.1, 'm', CONTENT_MARK + JSON.stringify(marker)])}\n`, 'transfer');
+    await store.sessions.close('old-4', 'client_closed', 0, 0);
+    clock.advance(10 * DAY);
+    const local = createLocalStorage(root);
+    let down = true;
+    const flaky = { ...local, remove: async (r: string) => { if (down && r === own) throw new Error('permission denied'); return local.remove(r); } };
+    await expect(sweepRetention({ store, root: flaky, clock, log: silentLogger(), retention: DAY })).rejects.toThrow(/permission denied/);
+    expect(fs.existsSync(path.join(root, rel))).toBe(true);
+    expect(fs.existsSync(path.join(root, own))).toBe(true);
+    down = false;
+    expect(await sweepRetention({ store, root: flaky, clock, log: silentLogger(), retention: DAY })).toEqual({ deleted: 0, leftovers: 1 });
+    expect(fs.existsSync(path.join(root, own))).toBe(false);
+    expect(fs.existsSync(path.join(root, rel))).toBe(false);
     store.close();
   });
 });
