@@ -85,6 +85,7 @@ export async function claimName(
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (previous !== undefined) previous = await stillSilent(store, name, previous, staleMs, sleep);
+  if (previous === undefined) await silentUntilStale(store, name, staleMs, sleep);
   const rec = await store.nodes.claim(me, staleMs, previous);
   if (file) {
     const tmp = `${file}.${process.pid}.tmp`;
@@ -109,6 +110,25 @@ async function stillSilent(store: Store, name: string, previous: string, staleMs
   await sleep(Math.max(0, every - age) + Math.min(1_000, every));
   const again = (await store.nodes.list()).find((n) => n.name === name);
   return again && again.incarnation === previous && again.heartbeatAt === row.heartbeatAt ? previous : undefined;
+}
+
+/**
+ * No proof: a holder with a young heartbeat may be alive, or may be a row that will never beat again
+ * (a restored backup's copy of its own node, a crash with the lock file lost). Watch it: once it has
+ * not moved for deadAfter it is stale and the claim takes it; a heartbeat that moves means a live
+ * holder, and the claim refuses. At most deadAfter (30 s by default) at start, only in those cases.
+ */
+async function silentUntilStale(store: Store, name: string, staleMs: number, sleep: (ms: number) => Promise<void>): Promise<void> {
+  const every = heartbeatEvery(staleMs);
+  const first = (await store.nodes.list()).find((n) => n.name === name);
+  if (!first || first.stoppedAt !== null || first.reapedAt !== null) return;
+  for (let i = 0; i < Math.ceil(staleMs / every) + 2; i++) {
+    const age = (await store.nodes.now()) - first.heartbeatAt;
+    if (age >= staleMs) return;
+    await sleep(Math.min(every, staleMs - age + 100));
+    const now = (await store.nodes.list()).find((n) => n.name === name);
+    if (!now || now.incarnation !== first.incarnation || now.heartbeatAt !== first.heartbeatAt) return;
+  }
 }
 
 export async function joinCluster(deps: NodeDeps): Promise<ClusterNode> {

@@ -81,7 +81,8 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
   const cfgArgs = ['--config', writeFile(dir, 'gatehouse.yaml', `${grace}${opts.config ?? ''}`)];
   const launch = async () => {
     const p = startProc(process.execPath, [BIN, 'serve', '--data', data, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${webPort}`, ...cfgArgs], {
-      env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' },
+      // A config that names node.workers gets them (test/setup.ts sets one process for the rest).
+      env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '', ...(/^\s+workers:/m.test(opts.config ?? '') ? { GATEHOUSE_WORKERS: '' } : {}) },
     });
     // Bounded but generous: on a loaded CI machine (two cores) a start has taken 20 s.
     await p.waitFor(/ssh on 127\.0\.0\.1:\d+/, 60_000);

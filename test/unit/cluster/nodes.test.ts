@@ -63,12 +63,19 @@ describe('store.nodes', () => {
     // Another machine with the same host name whose PID is dead here (its own data directory, no
     // proof): refused while the holder beats. The old rule (same host, PID gone) let it take the name.
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-    await store.nodes.claim({ name: 'm', pid: Number(dead.stdout), host: os.hostname(), addresses: [] }, 30_000);
-    await expect(claimName(store, 'm', 30_000, [], tempDir())).rejects.toThrow(/another gatehouse server named "m"/);
-    await expect(claimName(store, 'm', 30_000)).rejects.toThrow(/named "m"/);
+    const m = await store.nodes.claim({ name: 'm', pid: Number(dead.stdout), host: os.hostname(), addresses: [] }, 30_000);
+    const beating = async (ms: number) => { clock.advance(ms); expect(await store.nodes.heartbeat('m', m.incarnation)).toBe(true); };
+    await expect(claimName(store, 'm', 30_000, [], tempDir(), beating)).rejects.toThrow(/another gatehouse server named "m"/);
+    await expect(claimName(store, 'm', 30_000, [], undefined, beating)).rejects.toThrow(/named "m"/);
     // A data directory noting another generation proves nothing either.
     fs.writeFileSync(nodeIncarnationPath(dir, 'm'), 'not-its-generation\n');
-    await expect(claimName(store, 'm', 30_000, [], dir)).rejects.toThrow(/named "m"/);
+    await expect(claimName(store, 'm', 30_000, [], dir, beating)).rejects.toThrow(/named "m"/);
+    // No proof and no beat (a restored backup's own row, a crash with the lock file lost): the name
+    // is taken once the row has stayed silent for deadAfter, not at once.
+    waited.length = 0;
+    const restored = await claimName(store, 'm', 30_000, [], tempDir(), sleep);
+    expect(restored.incarnation).not.toBe(m.incarnation);
+    expect(waited.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(30_000 - heartbeatEvery(30_000));
     await store.close();
   });
 
