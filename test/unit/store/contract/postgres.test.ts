@@ -213,6 +213,9 @@ describe.skipIf(!postgresAvailable())('the PostgreSQL store', () => {
     for (let i = 0; i < 100 && Number((await query<{ n: string }>(url, "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"))[0]!.n) === 0; i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    // The test cluster runs with synchronous_commit off: a commit may sit in WAL buffers when an
+    // immediate stop comes. A checkpoint writes it out, so what the store committed is there after.
+    await query(url, 'CHECKPOINT');
     await cluster.server().kill();
     await expect(store.users.list()).rejects.toThrow();
     await cluster.server().restart();
