@@ -73,8 +73,8 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
     'printf "%s\\n" "$GH_ANSWER"', '',
   ].join('\n'), { mode: 0o755 });
 
-  const port = await freePort();
-  const webPort = await freePort();
+  let port = await freePort();
+  let webPort = await freePort();
   // Tests stop their servers with sessions still open: a stop need not wait out the production
   // shutdownGrace (30 s) unless the test sets its own.
   const grace = /^shutdownGrace:/m.test(opts.config ?? '') ? '' : 'shutdownGrace: 1s\n';
@@ -88,7 +88,17 @@ export async function startWorld(opts: { config?: string } = {}): Promise<World>
     await p.waitFor(/ssh on 127\.0\.0\.1:\d+/, 60_000);
     return p;
   };
-  const gatehouse = await launch();
+  // freePort cannot reserve a port: another file's process may take it before gatehouse binds it.
+  // The first start moves to fresh ports then (bounded); restarts keep theirs.
+  let gatehouse: Proc | undefined;
+  for (let attempt = 0; gatehouse === undefined; attempt++) {
+    try {
+      gatehouse = await launch();
+    } catch (err) {
+      if (attempt >= 2 || !/EADDRINUSE/.test(String(err))) throw err;
+      [port, webPort] = [await freePort(), await freePort()];
+    }
+  }
   const hostPub = execFileSync('ssh-keygen', ['-y', '-f', path.join(data, 'ssh_host_ed25519_key')], { encoding: 'utf8' }).trim();
   const knownHosts = writeFile(dir, 'known_hosts', `[127.0.0.1]:${port} ${hostPub}\n`);
 
