@@ -10,12 +10,20 @@
  * recording, sftp, concurrency, revocation, search; default all; search: see bench/search.ts), BENCH_SFTP_MIB (the sftp file, 256), BENCH_CPU_PROF (a directory: gatehouse runs
  * with --cpu-prof and writes its profile there when the bench stops it), BENCH_WORKERS (gatehouse's
  * `serve --workers N`, default 1: one process; the RSS figures then sum the primary and its workers),
- * BENCH_STORE (the search scenario's store: sqlite, postgres or both; default sqlite).
+ * BENCH_STORE (the search scenario's store: sqlite, postgres or both; default sqlite),
+ * BENCH_ISOLATE=1 (gatehouse and the bench's load in two CPU cgroups of equal weight: bench/isolate.ts),
+ * BENCH_TYPING_PHASE (concurrency: step, every typist starting at once so keystrokes come in
+ * waves, the default and how earlier figures were taken; or random, each starting at its own moment),
+ * BENCH_TYPING_DIRECT (concurrency: sessions straight to the target that type along with the
+ * gatehouse ones, the baseline under the same load; default a tenth of BENCH_TYPING, at least 5).
  *
  * The concurrency row also gives gatehouse's CPU time per opened session (every gatehouse process,
  * user + kernel, over the opening phase): it depends far less on what else the machine runs than
  * the opening rate does, which is set mostly by the ssh clients and the target sshd. Its memory per
  * session is measured on settled RSS (sampled until two readings 3 s apart agree), before and after.
+ * gatehouse runs in a session of its own (setsid), as under systemd or in a container, and so does
+ * every client: with the kernel's autogroup scheduling each session is one scheduling group, and a
+ * server left in the bench's session would share one group's CPU with the bench's load generators.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,6 +40,7 @@ import { createSqliteStore } from '../src/store/sqlite/index.js';
 import { systemClock } from '../src/shared/clock.js';
 import { freePort, startProc, type Proc } from '../test/helpers/proc.js';
 import { startSshd, LOGIN } from '../test/helpers/sshd.js';
+import { isolate } from './isolate.js';
 import { searchScenario, searchStores } from './search.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,6 +51,10 @@ const SETUP_RUNS = Number(process.env.BENCH_SETUP_RUNS ?? 20);
 const KEYS = Number(process.env.BENCH_KEYS ?? 500);
 const IDLE = Number(process.env.BENCH_IDLE ?? 200);
 const TYPING = Number(process.env.BENCH_TYPING ?? 50);
+// Before any process is started: the bench and everything it starts join the load group.
+const iso = process.env.BENCH_ISOLATE === '1' ? isolate((m) => console.log(`[bench] ${m}`)) : null;
+const TYPING_PHASE = process.env.BENCH_TYPING_PHASE === 'random' ? 'random' : 'step';
+const TYPING_DIRECT = Number(process.env.BENCH_TYPING_DIRECT ?? Math.max(5, Math.round(TYPING / 10)));
 const REVOKE = Number(process.env.BENCH_REVOKE ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SFTP_MIB = Number(process.env.BENCH_SFTP_MIB ?? 256);
@@ -102,13 +115,19 @@ async function setup() {
   fs.writeFileSync(askpass, '#!/bin/sh\nexec oathtool --totp -b "$GH_TOTP_SECRET"\n', { mode: 0o755 });
   const start = async (extra: string[]) => {
     const port = await freePort();
+    // freePort only finds a port free now: two calls in a row can return the same one.
+    let webPort = await freePort();
+    while (webPort === port) webPort = await freePort();
     const cfg = path.join(dir, `gh-${port}.yaml`);
     fs.writeFileSync(cfg, `sessions:\n  maxPerUser: 2000\n  idleTimeout: 1h\nlog:\n  level: warn\n`);
     const prof = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : [];
     const own = extra.includes('--bench-no-recording') ? dataNoRec : data;
     // --expose-gc and GATEHOUSE_BENCH_GC=1: SIGUSR2 collects garbage (src/shared/benchgc.ts), for the RSS readings.
-    const p = startProc(process.execPath, [...prof, '--expose-gc', BIN, 'serve', '--data', own, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${await freePort()}`, '--workers', WORKERS, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '', GATEHOUSE_BENCH_GC: '1' } });
+    const p = startProc(process.execPath, [...prof, '--expose-gc', BIN, 'serve', '--data', own, '--config', cfg, '--ssh-listen', `127.0.0.1:${port}`, '--web-listen', `127.0.0.1:${webPort}`, '--workers', WORKERS, ...extra], { env: { GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '', GATEHOUSE_BENCH_GC: '1' }, ownSession: true });
+    // Moved before it starts its workers (a fresh node takes far longer to get there than this).
+    if (iso && p.child.pid !== undefined) iso.server(p.child.pid);
     await p.waitFor(/ssh on/, 120_000);
+    if (iso) for (const pid of processTree(p.child.pid!)) iso.server(pid);
     procs.push(p);
     return { port, proc: p };
   };
@@ -195,8 +214,9 @@ async function main() {
     }
   };
 
-  const results: Record<string, unknown> = {};
+  const results: Record<string, unknown> = { isolation: iso?.describe ?? 'none' };
   const rows: string[][] = [];
+  if (iso) log(iso.describe);
 
   // Bulk download and upload: ROUNDS rounds, each running every path once (interleaved, so a
   // slow spell of a shared machine hits every path alike); the median round counts.
@@ -277,7 +297,7 @@ async function main() {
       const args = ['-tt', ...a.args.filter((x) => x !== '-tt').filter((x) => x !== 'stty raw -echo; cat'), 'stty raw -echo; cat'];
       // The local pty is put in raw mode without echo before ssh starts, so every echo measured is
       // the remote one; each keystroke is a distinct letter, and we wait for that letter.
-      const child: ChildProcess = spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'pipe'] });
+      const child: ChildProcess = spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
       let buf = '';
       let want = '';
       let waiting: (() => void) | null = null;
@@ -368,29 +388,44 @@ async function main() {
     const opening0 = Date.now();
     // Every session is its own SSH connection through gatehouse (its own operator, so its own TOTP
     // login), with a pty and an upstream session to the target; opened 8 at a time.
-    const openOne = (): Promise<ChildProcess | null> => new Promise((resolve) => {
-      const a = sshArgs('c', null, ['stty raw -echo; echo ready; cat'], op());
+    const openOne = (p: Path = 'c'): Promise<ChildProcess | null> => new Promise((resolve) => {
+      const a = sshArgs(p, null, ['stty raw -echo; echo ready; cat'], op());
       const args = ['-tt', ...a.args];
-      const c = spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'ignore'] });
+      const c = spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'ignore'], detached: true });
       let out = '';
       const timer = setTimeout(() => { c.kill('SIGKILL'); resolve(null); }, 20_000);
       const onData = (d: Buffer) => { out += d.toString(); if (out.includes('ready')) { clearTimeout(timer); c.stdout!.off('data', onData); resolve(c); } };
       c.stdout!.on('data', onData);
     });
     for (let i = 0; i < IDLE && Date.now() < DEADLINE - 90_000; i += 8) {
-      const batch = await Promise.all(Array.from({ length: Math.min(8, IDLE - i) }, openOne));
+      const batch = await Promise.all(Array.from({ length: Math.min(8, IDLE - i) }, () => openOne()));
       for (const c of batch) if (c) clients.push(c);
       if ((i / 8) % 10 === 9) log(`concurrency: ${clients.length} open after ${((Date.now() - opening0) / 1000).toFixed(0)} s, gatehouse CPU ${((cpu() - cpu0) * 1000 / Math.max(1, clients.length)).toFixed(0)} ms/session`);
     }
     const openingS = (Date.now() - opening0) / 1000;
     const cpuPerSession = (cpu() - cpu0) * 1000 / Math.max(1, clients.length);
     const withSessions = await settledRss(rss, collect);
+    // The baseline under the same load: a few sessions straight to the target (path a) type along
+    // with the gatehouse ones. What they see is the machine (every client, target and pty on the
+    // same cores); what the gatehouse sessions see beyond it is gatehouse's share.
+    const direct = (await Promise.all(Array.from({ length: TYPING_DIRECT }, () => openOne('a')))).filter((c): c is ChildProcess => c !== null);
+    // What the open sessions cost while nobody types (timers, keepalives), then while 200 type:
+    // the machine is shared with every client and target process, so gatehouse's share is shown.
+    const idle0 = cpu();
+    await new Promise((r) => setTimeout(r, 5000));
+    const idleCpuPct = (cpu() - idle0) / 5 * 100;
+    const typing0 = cpu();
+    const typingT0 = Date.now();
     const lat: number[] = [];
+    const latDirect: number[] = [];
     const typers = clients.slice(0, TYPING);
     const endAt = Date.now() + 10_000;
-    await Promise.all(typers.map(async (c) => {
+    await Promise.all([...typers.map((c) => [c, lat] as const), ...direct.map((c) => [c, latDirect] as const)].map(async ([c, lat]) => {
       let pending: ((v: void) => void) | null = null;
       c.stdout!.on('data', () => { const p = pending; pending = null; p?.(); });
+      // random: each typist starts at its own moment in the first 100 ms, as people do; step: all at
+      // once, so the keystrokes arrive in waves (the figures before 2026-11-30 were taken so).
+      if (TYPING_PHASE === 'random') await new Promise((r) => setTimeout(r, Math.random() * 100));
       while (Date.now() < endAt) {
         const t0 = process.hrtime.bigint();
         const got = new Promise<void>((r) => { pending = r; });
@@ -400,15 +435,18 @@ async function main() {
         await new Promise((r) => setTimeout(r, 100)); // 10 keys/s
       }
     }));
+    const typingCpuPct = (cpu() - typing0) / ((Date.now() - typingT0) / 1000) * 100;
     const perSession = (withSessions - before) / Math.max(1, clients.length);
     results.concurrency = {
       idle: clients.length, typing: TYPING, rssBeforeMiB: before, rssWithSessionsMiB: withSessions, perSessionMiB: perSession,
       openingSeconds: openingS, cpuMsPerSession: cpuPerSession, echoP99: pct(lat, 0.99), echoP50: median(lat),
+      gatehouseCpuIdlePct: idleCpuPct, gatehouseCpuTypingPct: typingCpuPct,
+      direct: { typing: direct.length, echoP50: median(latDirect), echoP99: pct(latDirect, 0.99) }, typingPhase: TYPING_PHASE,
     };
-    rows.push([`concurrency: ${clients.length} idle, ${TYPING} typing 10 keys/s`, '-', '-', `${perSession.toFixed(2)} MiB/session`, '-',
-      `echo p50 ${median(lat).toFixed(1)} ms, p99 ${pct(lat, 0.99).toFixed(1)} ms; opened in ${openingS.toFixed(0)} s, gatehouse ${cpuPerSession.toFixed(0)} CPU-ms/session`]);
+    rows.push([`concurrency: ${clients.length} idle, ${TYPING} typing 10 keys/s${TYPING_PHASE === 'random' ? ' (random phase)' : ''} (+${direct.length} direct)`, `echo p50 ${median(latDirect).toFixed(1)} ms, p99 ${pct(latDirect, 0.99).toFixed(1)} ms`, '-', `${perSession.toFixed(2)} MiB/session`, '-',
+      `echo p50 ${median(lat).toFixed(1)} ms, p99 ${pct(lat, 0.99).toFixed(1)} ms; opened in ${openingS.toFixed(0)} s, gatehouse ${cpuPerSession.toFixed(0)} CPU-ms/session, gatehouse CPU ${idleCpuPct.toFixed(0)} % of a core idle, ${typingCpuPct.toFixed(0)} % typing`]);
     log(rows.at(-1)!.join(' | '));
-    for (const c of clients) c.kill('SIGKILL');
+    for (const c of [...clients, ...direct]) c.kill('SIGKILL');
   }
 
   // Revocation: live sessions revoked one by one from the CLI; ms from the CLI's exit to the client's exit.
@@ -469,6 +507,7 @@ main()
   .catch((err) => { console.error(err); process.exitCode = 1; })
   .finally(async () => {
     for (const p of procs.reverse()) await p.stop().catch(() => undefined);
+    await iso?.release();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

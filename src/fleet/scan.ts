@@ -4,9 +4,9 @@ import type { Gate } from '../auth/admit.js';
 import type { Grant } from '../auth/policy.js';
 import type { Config } from '../config/schema.js';
 import { dial, DialFailure } from '../proxy/dialer.js';
-import { fanOut } from '../proxy/relay.js';
+import { exitOf, fanOut, watchExit } from '../proxy/relay.js';
 import type { TargetAuth } from '../proxy/targetauth.js';
-import type { ChannelInfo, ChannelObserver, ExitInfo, ObserverFactory } from '../shared/channel.js';
+import type { ChannelInfo, ChannelObserver, ObserverFactory } from '../shared/channel.js';
 import { isoTime, type Clock } from '../shared/clock.js';
 import { GatehouseError } from '../shared/errors.js';
 import type { Ids } from '../shared/ids.js';
@@ -182,7 +182,7 @@ class ScanSession {
     }
 
     const client = this.client;
-    const ch = await new Promise<ClientChannel | Error>((resolve) => client.exec(command, (err, c) => resolve(err ?? c)));
+    const ch = await new Promise<ClientChannel | Error>((resolve) => client.exec(command, (err, c) => resolve(err ?? watchExit(c))));
     if (ch instanceof Error) {
       obs.onEnd({ code: null, signal: null, coreDumped: false, description: '' }, 'target_closed');
       return { ok: false, error: `the target refused the probe: ${clean(ch.message, 200)}` };
@@ -192,7 +192,6 @@ class ScanSession {
       let size = 0;
       let cut = false;
       let timedOut = false;
-      let exit: ExitInfo = { code: null, signal: null, coreDumped: false, description: '' };
       let finished = false;
       let hardStop: NodeJS.Timeout | undefined;
       const finish = () => {
@@ -200,7 +199,7 @@ class ScanSession {
         finished = true;
         clearTimeout(timer);
         clearTimeout(hardStop);
-        obs.onEnd(exit, 'target_closed');
+        obs.onEnd(exitOf(ch), 'target_closed');
         if (timedOut) this.endReason = 'scan_timeout';
         // One decoder over the whole output: a character split across packets stays whole.
         resolve({ ok: true, output: new TextDecoder().decode(Buffer.concat(chunks)), cut, timedOut });
@@ -229,9 +228,6 @@ class ScanSession {
         size += b.length;
       });
       ch.stderr.on('data', (b: Buffer) => { if (!finished) obs.onOutput(b, 'stderr'); });
-      ch.on('exit', (code: number | null, signal?: string) => {
-        exit = typeof code === 'number' ? { code, signal: null, coreDumped: false, description: '' } : { code: null, signal: (signal ?? 'KILL').replace(/^SIG/, ''), coreDumped: false, description: '' };
-      });
       const timer = setTimeout(() => { timedOut = true; cut = true; stop(); }, left());
       ch.on('close', finish);
       ch.end();

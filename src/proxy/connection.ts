@@ -9,7 +9,7 @@ import { dial, DialFailure } from './dialer.js';
 import type { ChannelPurpose, Credentials, TargetAuth } from './targetauth.js';
 import type { HostRecord } from '../store/types.js';
 import { isoTime } from '../shared/clock.js';
-import { fanOut, relayChannel, type ChannelObserver } from './relay.js';
+import { fanOut, relayChannel, watchExit, type ChannelObserver } from './relay.js';
 import { refuse } from './reject.js';
 import type { TargetRequest } from './target.js';
 
@@ -301,7 +301,7 @@ export class OperatorConnection implements LiveSession {
 
       const env = Object.keys(req.env).length ? req.env : undefined;
       const opened = await new Promise<ClientChannel>((resolve, reject) => {
-        const cb = (err: Error | undefined, ch: ClientChannel) => (err ? reject(err) : resolve(ch));
+        const cb = (err: Error | undefined, ch: ClientChannel) => (err ? reject(err) : resolve(watchExit(ch)));
         if (target.subsystem) client.subsys(target.subsystem, cb);
         else if (target.command === null) client.shell(req.pty ?? false, { env } as never, cb);
         else client.exec(target.command, { env, pty: req.pty ?? undefined } as never, cb);

@@ -68,5 +68,7 @@ export function dial(grant: Grant, opts: DialOptions): Promise<Client> {
         return false;
       },
     });
+    // Interactive traffic both ways (see server.ts): no Nagle delay on the target hop either.
+    client.setNoDelay(true);
   });
 }

@@ -88,7 +88,8 @@ async function route(accept: Accept, reject: () => void, info: TcpipRequestInfo,
 function forward(ch: ServerChannel, grant: Grant, host: HostRecord, port: number, conn: OperatorConnection, store: Store): void {
   const user = conn.identity.user;
   const channel = conn.channelNumber();
-  const sock = net.connect({ port, host: host.address, timeout: CONNECT_TIMEOUT_MS });
+  // An ssh -J session runs inside this forward: small packets, no Nagle delay (see server.ts).
+  const sock = net.connect({ port, host: host.address, timeout: CONNECT_TIMEOUT_MS, noDelay: true });
   let up = 0;
   let down = 0;
   ch.on('data', (d: Buffer) => { up += d.length; conn.counted(d.length, 0); });

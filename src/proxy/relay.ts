@@ -30,12 +30,37 @@ export function fanOut(observers: ChannelObserver[], onError: (err: unknown) => 
   };
 }
 
+const NO_EXIT: ExitInfo = { code: null, signal: null, coreDumped: false, description: '' };
+const exits = new WeakMap<ClientChannel, ExitInfo>();
+
+/**
+ * Keep the target's exit status from the moment its channel exists. ssh2 emits 'exit' while it
+ * parses a socket read, and a command that ends at once can send its status in the same read as
+ * the exec reply: a listener added after an `await` (as the relay is) would miss it, and the
+ * operator would get no status. Call it synchronously in the exec/shell/subsys callback.
+ */
+export function watchExit(up: ClientChannel): ClientChannel {
+  if (exits.has(up)) return up;
+  exits.set(up, NO_EXIT);
+  up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+    exits.set(up, typeof code === 'number'
+      ? { code, signal: null, coreDumped: false, description: '' }
+      : { code: null, signal: (signal ?? 'KILL').replace(/^SIG/, ''), coreDumped: !!dump, description: desc ?? '' });
+  });
+  return up;
+}
+
+/** The exit status watchExit has seen so far (none yet: code and signal null). */
+export function exitOf(up: ClientChannel): ExitInfo {
+  return exits.get(up) ?? NO_EXIT;
+}
+
 const writeDone = (w: NodeJS.WritableStream & { write(chunk: Buffer, cb: (err?: Error | null) => void): boolean }) =>
   new Promise<void>((resolve) => w.write(Buffer.alloc(0), () => resolve()));
 
 export function relayChannel(down: ServerChannel, up: ClientChannel, obs: Required<ChannelObserver>, filter?: ChannelFilter): Promise<ExitInfo> {
   return new Promise((resolve) => {
-    let exit: ExitInfo = { code: null, signal: null, coreDumped: false, description: '' };
+    watchExit(up);
     let finished = false;
     const ignore = () => undefined;
     // Errors on either side end up as a close; every stream needs a listener or node crashes.
@@ -56,18 +81,13 @@ export function relayChannel(down: ServerChannel, up: ClientChannel, obs: Requir
     else up.pipe(down, { end: false });
     up.stderr.pipe(down.stderr, { end: false });
 
-    up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
-      exit = typeof code === 'number'
-        ? { code, signal: null, coreDumped: false, description: '' }
-        : { code: null, signal: (signal ?? 'KILL').replace(/^SIG/, ''), coreDumped: !!dump, description: desc ?? '' };
-    });
-
     const downClosed = new Promise<void>((r) => down.once('close', () => r()));
     let upClosed = false;
     let errEnded = false;
     const finish = async (reason: 'target_closed' | 'client_closed') => {
       if (finished) return;
       finished = true;
+      const exit = exitOf(up);
       if (reason === 'target_closed') {
         // Both output streams are fully handed to ssh2 (and window-limited) before exit and close,
         // unless the operator's side closes first (a client that never opens its window).

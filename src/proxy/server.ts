@@ -122,6 +122,9 @@ export function createSshServer(deps: SshServerDeps): SshServer {
     unauthenticated.set(key, { authenticated: done });
     socket.once('close', done);
     socket.on('error', () => undefined);
+    // Keystrokes and their echoes are small packets: with Nagle's algorithm on (node's default), one
+    // waits for the peer's delayed ACK of the one before. OpenSSH sets TCP_NODELAY for the same reason.
+    socket.setNoDelay(true);
     ssh.injectSocket(socket);
   });
   tcp.on('error', (err: Error) => log.error({ err }, 'ssh listener error'));

@@ -24,7 +24,8 @@ export interface FollowOptions {
 }
 
 const POLL_MS = 250;
-const CHECK_MS = 1_000;
+/** Exported: viewers of one channel share a check this old at most (livecheck.ts). */
+export const CHECK_MS = 1_000;
 const BACKLOG_BYTES = 512 * 1024;
 /** A "line" longer than this is not the recorder's: the view stops rather than buffering it. */
 const MAX_LINE_BYTES = 8 * 1024 * 1024;

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Store } from '../store/types.js';
-import { followSpool, type FollowOptions } from './livefollow.js';
+import { LivenessChecks } from './livecheck.js';
+import { CHECK_MS, followSpool, type FollowOptions } from './livefollow.js';
 import type { LiveHub } from './livehub.js';
 import type { RecordingStorage } from './storage/types.js';
 
@@ -18,12 +19,17 @@ export type LiveWhere = { at: 'process' } | { at: 'spool' } | { at: 'node'; node
 export type LiveSubscription = { at: 'process' | 'spool'; stop: () => void } | { at: 'node'; node: string } | null;
 
 export class LiveSource {
+  /** One store check a second per followed channel, however many view it. */
+  private readonly checks: LivenessChecks;
+
   constructor(
     private readonly hub: LiveHub,
     private readonly store: Store,
     private readonly storage: RecordingStorage,
     private readonly follow: Partial<Omit<FollowOptions, 'isLive'>> = {},
-  ) {}
+  ) {
+    this.checks = new LivenessChecks((id, channel) => this.stillLive(id, channel), follow.checkMs ?? CHECK_MS);
+  }
 
   async where(sessionId: string, channel: number): Promise<LiveWhere | null> {
     if (this.hub.isLive(sessionId, channel)) return { at: 'process' };
@@ -39,8 +45,20 @@ export class LiveSource {
     const found = await this.openRecording(sessionId, channel);
     if (!found) return null;
     if (found.file === null) return { at: 'node', node: found.node };
-    const f = followSpool(found.file, send, { ...this.follow, isLive: () => this.stillLive(sessionId, channel) });
-    return f ? { at: 'spool', stop: () => f.stop() } : null;
+    const live = this.checks.acquire(sessionId, channel);
+    let f: ReturnType<typeof followSpool>;
+    try {
+      f = followSpool(found.file, (line) => {
+        if (line === null) live.release();
+        send(line);
+      }, { ...this.follow, isLive: live.isLive });
+    } catch (err) {
+      live.release();
+      throw err;
+    }
+    if (!f) { live.release(); return null; }
+    const follower = f;
+    return { at: 'spool', stop: () => { follower.stop(); live.release(); } };
   }
 
   /** Whether the store still has the channel's recording open in a live session. */

@@ -1,8 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { preparePrivateFile, type DataDir } from '../datadir/datadir.js';
 import type { Clock } from '../shared/clock.js';
-import { createPostgresStore } from './postgres/index.js';
-import { redactUrl } from './postgres/db.js';
+import { redactUrl } from './postgres/redact.js';
 import { createSqliteStore } from './sqlite/index.js';
 import type { Store } from './types.js';
 
@@ -15,6 +14,8 @@ export async function openStore(o: { config: Pick<Config, 'store'>; dataDir: Pic
     preparePrivateFile(o.dataDir.paths.db);
     return createSqliteStore(o.dataDir.paths.db, o.clock);
   }
+  // Loaded only here: pg and the PostgreSQL table modules cost every SQLite run (each CLI call) start-up time.
+  const { createPostgresStore } = await import('./postgres/index.js');
   return createPostgresStore(o.config.store, o.clock);
 }
 

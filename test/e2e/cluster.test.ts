@@ -60,9 +60,10 @@ describe.each(backends)('two nodes on one %s store', (backend, available) => {
   async function live(op: Operator, node: 'a' | 'b', answer?: string) {
     const h = hold(op, node, answer);
     await poll(`${op.name}'s session on ${node}`, () => (h.out().includes('ready\n') ? true : h.child.exitCode !== null ? (() => { throw new Error(h.err()); })() : undefined));
+    const readyAt = Date.now();
     const s = ghJson<SessionJson[]>(w.data, ['sessions', 'list', '--live', '--user', op.name]).find((x) => x.node === node)!;
     expect(s, `${op.name} live on ${node}`).toBeDefined();
-    return { ...h, id: s.id };
+    return { ...h, id: s.id, readyAt };
   }
 
   function operator(): Operator {
@@ -167,8 +168,9 @@ describe.each(backends)('two nodes on one %s store', (backend, available) => {
     const s = await live(op, 'a');
     s.child.stdin!.write('before the crash\n');
     await poll('the echo', () => (s.out().includes('got before the crash\n') ? true : undefined));
-    // b reaps dead nodes all along: a live node's session is never touched (well past deadAfter).
-    await new Promise((r) => setTimeout(r, 7_000));
+    // b reaps dead nodes all along: a live node's session is never touched (well past deadAfter):
+    // 7 s after the session was seen live, counting the CLI runs and the echo already waited for.
+    await new Promise((r) => setTimeout(r, Math.max(0, s.readyAt + 7_000 - Date.now())));
     expect(session(s.id).live).toBe(true);
 
     await w.gatehouse.stop('SIGKILL');

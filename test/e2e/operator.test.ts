@@ -90,8 +90,9 @@ describe.runIf(haveOpenSsh())('operator path: ssh → gatehouse → sshd', () =>
     const bob = w.operator('bob');
     const none = await w.ssh(bob, [target, 'true']);
     expect(none).toMatchObject({ code: 1, stderr: 'gatehouse: access denied: no grant gives bob access to target1\n' });
-    ghOk(w.data, ['grant', 'add', '--user', 'bob', '--host', 'target1', '--login', w.login, '--for', '1s']);
-    await new Promise((r) => setTimeout(r, 1500));
+    const short = ghJson<{ until: string }>(w.data, ['grant', 'add', '--user', 'bob', '--host', 'target1', '--login', w.login, '--for', '1s']);
+    // Until the grant's own end (the CLI's start-up already spent part of its second), not a fixed sleep.
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(short.until) + 200 - Date.now())));
     const expired = await w.ssh(bob, [target, 'true']);
     expect(expired.code).toBe(1);
     expect(expired.stderr).toMatch(/has expired/);

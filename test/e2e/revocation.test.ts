@@ -1,6 +1,7 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditAfter, auditMark } from '../helpers/auditdb.js';
 import { fixtureKey, ghJson, ghOk } from '../helpers/cli.js';
 import { poll, startProc } from '../helpers/proc.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
@@ -14,7 +15,8 @@ type AuditRow = { type: string; data: Record<string, unknown> };
  * client could end with nothing printed). The session id comes from its session.channel audit row.
  */
 async function liveSession(w: World, op: Operator, host = 'target1'): Promise<{ sid: string; done: Promise<SshResult> }> {
-  const before = ghJson<AuditRow[]>(w.data, ['audit', '--type', 'session.channel', '--user', op.name]).length;
+  // The session id is bookkeeping, not an outcome: read from the audit log's file (no CLI start-up).
+  const mark = auditMark(w.data);
   const c = w.sshCommand(op, [`${w.login}@${host}`, 'echo started; sleep 45; echo finished']);
   const p = startProc('setsid', ['-w', 'ssh', ...c.args], { env: c.env });
   // Bounded like runSsh: a session nobody ends is killed (its command sleeps 45 s after its first line).
@@ -26,8 +28,8 @@ async function liveSession(w: World, op: Operator, host = 'target1'): Promise<{ 
   // Generous: on a loaded machine (load 10-30 on two cores) a login and the first line took over 30 s.
   await p.waitFor(/^started$/m, 90_000);
   const sid = await poll(`${op.name}'s session.channel audit row`, () => {
-    const rows = ghJson<AuditRow[]>(w.data, ['audit', '--type', 'session.channel', '--user', op.name]);
-    return rows.length > before ? rows.at(-1)!.data.session as string : undefined;
+    const rows = auditAfter(w.data, mark, 'session.channel', op.name);
+    return rows.length > 0 ? rows.at(-1)!.data.session as string : undefined;
   }, 15_000);
   return { sid, done };
 }

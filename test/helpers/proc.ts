@@ -32,8 +32,14 @@ process.on('exit', () => {
   }
 });
 
-export function startProc(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
-  const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * ownSession: the process leads a session of its own (setsid), as a daemon under systemd or in a
+ * container does. The bench needs it: with the kernel's autogroup scheduling on, every session is one
+ * scheduling group, and a server left in the bench's session shares one group's CPU share with the
+ * bench's own load generators.
+ */
+export function startProc(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; ownSession?: boolean } = {}): Proc {
+  const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.ownSession ?? false });
   let out = '';
   let err = '';
   const waiters = new Set<() => void>();

@@ -4,8 +4,7 @@ import { VERSION } from '../../shared/version.js';
 import { draft } from '../../audit/events.js';
 import { witnessPath } from '../../audit/witness.js';
 import { dataPaths } from '../../datadir/datadir.js';
-import { createBackup } from '../../ops/backup.js';
-import { restoreArchive, verifyArchive, type ArchiveSummary } from '../../ops/restore.js';
+import type { ArchiveSummary } from '../../ops/restore.js';
 import { invalid, usageError } from '../../shared/errors.js';
 import { str, type Command, type CommandContext, type Values } from '../command.js';
 import { oneLine } from '../escape.js';
@@ -71,6 +70,7 @@ Check an archive with: gatehouse backup verify FILE. Restore with: gatehouse res
       // With object storage the recordings are in the bucket: they are kept by its versioning (and
       // replication), not copied into every backup; only the node's spool is local.
       const s3 = config.recording.storage?.s3;
+      const { createBackup } = await import('../../ops/backup.js'); // loaded for this command only: every other CLI run starts faster without it
       const r = await createBackup({
         paths, witness: witnessPath(config, { paths }), configFile, out, passphrase: pass,
         recordings: values['no-recordings'] !== true && !s3, now: ctx.clock.now(), version: VERSION,
@@ -95,6 +95,7 @@ Check an archive with: gatehouse backup verify FILE. Restore with: gatehouse res
     options: passphraseOption, positionals: { min: 1, max: 1 }, json: true,
     async handler(ctx, values, [file]) {
       const pass = await passphrase(ctx, values);
+      const { verifyArchive } = await import('../../ops/restore.js'); // loaded for this command only: every other CLI run starts faster without it
       const s = await verifyArchive(file!, pass);
       return { json: { ok: true, files: s.files, bytes: s.bytes, manifest: { ...s.manifest, files: undefined } }, text: ['backup OK', ...summary(s)].join('\n') };
     },
@@ -109,6 +110,7 @@ Check an archive with: gatehouse backup verify FILE. Restore with: gatehouse res
       if (ctx.config().store !== 'sqlite') throw postgresStore('restore');
       const dir = ctx.config().dataDir;
       const pass = await passphrase(ctx, values);
+      const { restoreArchive } = await import('../../ops/restore.js'); // loaded for this command only: every other CLI run starts faster without it
       const s = await restoreArchive(file!, pass, dir);
       const lines = [`restored ${s.files} files into ${dir}`, ...summary(s)];
       if (fs.existsSync(path.join(dir, 'gatehouse.yaml'))) {

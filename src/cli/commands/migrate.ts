@@ -1,19 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { verifyCheckpoints } from '../../audit/witnesscheck.js';
 import { witnessPath } from '../../audit/witness.js';
 import { nodeLockPath } from '../../cluster/lock.js';
 import { nodeName } from '../../cluster/node.js';
 import type { Config } from '../../config/schema.js';
 import { dataPaths, openDataDir } from '../../datadir/datadir.js';
 import { acquireServeLock, type ServeLock } from '../../datadir/lock.js';
-import { copyRecordingsToS3, type CopiedRecordings } from '../../recorder/storage/copy.js';
+import type { CopiedRecordings } from '../../recorder/storage/copy.js';
 import { createRecordingStorage } from '../../recorder/storage/index.js';
-import { hostKeyVerifier, verifyRecordings } from '../../recorder/verify.js';
 import { invalid, usageError } from '../../shared/errors.js';
-import { copySqliteToPostgres } from '../../store/migrate.js';
-import { redactUrl } from '../../store/postgres/db.js';
-import { createPostgresStore } from '../../store/postgres/index.js';
+import { redactUrl } from '../../store/postgres/redact.js';
 import { str, table, type Command } from '../command.js';
 import { oneLine } from '../escape.js';
 
@@ -74,6 +70,10 @@ bucket) and the witness are checked as gatehouse verify does, and the row counts
       }
       if (!fs.existsSync(dataPaths(config.dataDir).db)) throw invalid(`no SQLite store in ${config.dataDir}`, 'give the data directory of the server to move with --data DIR');
       const dataDir = openDataDir(config.dataDir);
+      // pg, the PostgreSQL store and the checks load here only, not on every CLI run.
+      const [{ copySqliteToPostgres }, { createPostgresStore }, { copyRecordingsToS3 }, { verifyCheckpoints }, { hostKeyVerifier, verifyRecordings }] = await Promise.all([
+        import('../../store/migrate.js'), import('../../store/postgres/index.js'), import('../../recorder/storage/copy.js'),
+        import('../../audit/witnesscheck.js'), import('../../recorder/verify.js')]);
       const locks = lockDataDir(config, dataDir.paths.dir, ctx.clock.now());
       let copied: CopiedRecordings | undefined;
       try {

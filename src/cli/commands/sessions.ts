@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { draft } from '../../audit/events.js';
-import { replayCastData } from '../../recorder/replay.js';
 import { createRecordingStorage } from '../../recorder/storage/index.js';
 import { exportManifest, fileJson, sessionJson } from '../../recorder/manifest.js';
 import { isoTime } from '../../shared/clock.js';
@@ -144,6 +143,7 @@ Each row names where the text first appears: CHANNEL@SECONDS (gatehouse sessions
       for (const r of recs.sort((a, b) => a.channel - b.channel)) {
         const data = await storage.read(r.path);
         if (data === null) throw new GatehouseError('GH_NOT_FOUND', `recording file ${r.path} is missing`, { hint: 'gatehouse verify reports what happened to it' });
+        const { replayCastData } = await import('../../recorder/replay.js'); // loaded for this command only: every other CLI run starts faster without it
         await replayCastData(data, { speed, idleCap: 2, write: (t) => ctx.stdout.write(t), showMarkers: values.markers === true });
       }
       return {};

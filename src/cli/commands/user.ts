@@ -1,7 +1,6 @@
 import type { Role } from '../../audit/events.js';
 import { checkPasswordStrength, hashPassword } from '../../auth/password.js';
 import { isSecurityKeyType, normalizeFingerprint, parsePublicKeys } from '../../auth/sshkey.js';
-import { newSecret, normalizeSecret, otpauthUri } from '../../auth/totp.js';
 import { seal } from '../../datadir/seal.js';
 import { isoTime } from '../../shared/clock.js';
 import { invalid, notFound, usageError } from '../../shared/errors.js';
@@ -191,6 +190,8 @@ export const commands: Command[] = [
     options: { secret: { type: 'string' } }, positionals: { min: 1, max: 1 },
     async handler(ctx, values, [name]) {
       const imported = str(values, 'secret');
+      // otplib loads for enrolment only, not on every CLI run.
+      const { newSecret, normalizeSecret, otpauthUri } = await import('../../auth/totp.js');
       const secret = imported === undefined ? newSecret() : normalizeSecret(imported);
       const { store, dataDir } = await ctx.open();
       await store.totp.enroll(name!, (uid) => seal(dataDir.masterKey, Buffer.from(secret, 'utf8'), totpAad(uid)), imported !== undefined, { actor: ctx.actor });

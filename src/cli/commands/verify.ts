@@ -1,6 +1,6 @@
-import { verifyCheckpoints, type WitnessReport } from '../../audit/witnesscheck.js';
+import type { WitnessReport } from '../../audit/witnesscheck.js';
 import { witnessPath } from '../../audit/witness.js';
-import { hostKeyVerifier, verifyRecordings, type RecordingCheck } from '../../recorder/verify.js';
+import type { RecordingCheck } from '../../recorder/verify.js';
 import { createRecordingStorage } from '../../recorder/storage/index.js';
 import path from 'node:path';
 import { notFound } from '../../shared/errors.js';
@@ -37,6 +37,8 @@ export const commands: Command[] = [
       if (sessionId !== undefined && !(await store.sessions.get(sessionId))) {
         throw notFound(`no session "${sessionId}"`, 'list sessions with: gatehouse sessions list');
       }
+      const [{ verifyCheckpoints }, { hostKeyVerifier, verifyRecordings }] = await Promise.all([
+        import('../../audit/witnesscheck.js'), import('../../recorder/verify.js')]); // loaded for this command only: every other CLI run starts faster without it
       const verifier = hostKeyVerifier(dataDir.hostKey);
       const witness = await verifyCheckpoints(store, verifier, witnessPath(config, dataDir));
       // Recordings are read where they are kept: the data directory, or the bucket (recording.storage.s3).

@@ -1,12 +1,7 @@
-import type { AuditRecord } from '../../audit/events.js';
 import { GENESIS_HASH, rowHash, type ChainRow, type ChainVerdict } from '../../audit/chain.js';
 import type { Store } from '../types.js';
+import { toAuditRecord as toRecord } from '../rows.js';
 import { param, type Arg, type Ctx } from './db.js';
-
-const toRecord = (r: ChainRow): AuditRecord => ({
-  id: r.id, ts: r.ts, type: r.type, actor: r.actor, subject: r.subject,
-  data: JSON.parse(r.data) as Record<string, unknown>, prevHash: r.prev_hash, hash: r.hash,
-});
 
 const COLUMNS = 'id, ts, type, actor, subject, data, prev_hash, hash';
 /** Rows verify() reads per query: the chain is walked in pages, never loaded whole. */

@@ -21,6 +21,7 @@ import { GENESIS_HASH, rowHash, type ChainRow } from '../../audit/chain.js';
 import type { Clock } from '../../shared/clock.js';
 import { GatehouseError } from '../../shared/errors.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import { redactUrl } from './redact.js';
 
 export type Arg = string | number | boolean | null | Buffer | string[] | number[];
 
@@ -84,18 +85,7 @@ export function createPool(url: string): pg.Pool {
   return pool;
 }
 
-/** A URL with its password replaced, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    // pg also takes secrets as parameters (?password=, sslpassword=, sslkey=…): none is shown.
-    for (const k of [...u.searchParams.keys()]) if (/pass|key|secret|token/i.test(k)) u.searchParams.set(k, '***');
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@').replace(/\?.*$/, '?…');
-  }
-}
+export { redactUrl };
 
 export function storeError(what: string, err: unknown, url: string): GatehouseError {
   const msg = (err as Error).message ?? String(err);

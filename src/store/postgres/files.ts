@@ -1,13 +1,6 @@
-import type { FileRecord, Store } from '../types.js';
+import type { Store } from '../types.js';
+import { toFileRecord as toRecord, type FileRow as Row } from '../rows.js';
 import type { Ctx } from './db.js';
-
-interface Row {
-  id: number; session_id: string; channel: number; protocol: string; direction: string; path: string; size: number; sha256: string; at: number;
-}
-
-const toRecord = (r: Row): FileRecord => ({
-  sessionId: r.session_id, channel: r.channel, protocol: r.protocol, direction: r.direction, path: r.path, size: r.size, sha256: r.sha256, at: r.at,
-});
 
 export function filesTable(ctx: Ctx): Store['files'] {
   const { db, clock } = ctx;

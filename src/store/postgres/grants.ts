@@ -1,7 +1,8 @@
-import { draft, type AuditDraft, type GrantWhere, type GrantWho, type Right } from '../../audit/events.js';
+import { draft, type AuditDraft } from '../../audit/events.js';
 import { isoTime } from '../../shared/clock.js';
 import { notFound } from '../../shared/errors.js';
 import type { GrantRecord, NewGrant, Store } from '../types.js';
+import { toGrantRecord as toRecord } from '../rows.js';
 import type { Ctx, Db } from './db.js';
 import { groupId, hostId, userId } from './lookup.js';
 import { revokeRequestOfGrant } from './requests.js';
@@ -18,17 +19,6 @@ const SELECT = `SELECT g.id, u.name AS user_name, ug.name AS group_name, h.name 
   LEFT JOIN users u ON u.id = g.user_id
   LEFT JOIN user_groups ug ON ug.id = g.group_id
   LEFT JOIN hosts h ON h.id = g.host_id`;
-
-function toRecord(r: GrantRow): GrantRecord {
-  const who: GrantWho = r.user_name !== null ? { kind: 'user', name: r.user_name } : { kind: 'group', name: r.group_name! };
-  const where: GrantWhere =
-    r.host_name !== null ? { kind: 'host', name: r.host_name } : r.host_group !== null ? { kind: 'host-group', name: r.host_group } : { kind: 'all' };
-  return {
-    id: r.id, who, where, logins: JSON.parse(r.logins) as string[], rights: JSON.parse(r.rights) as Right[],
-    until: r.until, reason: r.reason, createdBy: r.created_by, createdAt: r.created_at,
-    ...(r.source !== null ? { source: r.source } : {}),
-  };
-}
 
 /** The one way a grant row is written, with its admin.grant.add event (inside the caller's transaction). */
 export async function insertGrant(db: Db, grant: NewGrant, actor: string, now: number): Promise<{ record: GrantRecord; event: AuditDraft }> {

@@ -1,6 +1,6 @@
-import os from 'node:os';
 import type { LoginsStore } from '../types.js';
 import { LOCK, type Ctx } from './db.js';
+import { insertSession } from './sessions.js';
 
 /**
  * Login state shared by every node (its users: auth/throttle.ts for the MFA grace, auth/pending.ts for
@@ -77,9 +77,7 @@ export function loginsTable(ctx: Ctx): LoginsStore {
         const now = clock.now();
         const live = (await db.one<{ n: number }>(LIVE_OF_USER, [s.user, seat.deadAfterMs]))!.n;
         if (live >= seat.limit) return { opened: false, live };
-        // The same row as sessions.open (keep the two in step).
-        await db.run('INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at, node) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-          [s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, now, s.node ?? os.hostname()]);
+        await insertSession(db, s, now);
         return { opened: true };
       });
     },

@@ -1,21 +1,13 @@
 import os from 'node:os';
 import { invalid } from '../../shared/errors.js';
-import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionRecord, type Store } from '../types.js';
+import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type Store } from '../types.js';
 import { MAX_FILE_FILTER } from '../sqlite/files.js';
-import { param, type Arg, type Ctx } from './db.js';
+import { toSessionRecord as toRecord, type SessionRow as BaseSessionRow } from '../rows.js';
+import { param, type Arg, type Ctx, type Db } from './db.js';
 import { likeSubstring, MATCHES } from './search.js';
 
-interface SessionRow {
-  id: string; user_name: string; key_fingerprint: string | null; source_addr: string; host_name: string | null; login: string | null;
-  mode: string; grant_id: number | null; started_at: number; ended_at: number | null; end_reason: string | null;
-  bytes_up: number; bytes_down: number; node: string | null; total?: number;
-}
-
-const toRecord = (r: SessionRow): SessionRecord => ({
-  id: r.id, user: r.user_name, keyFingerprint: r.key_fingerprint, sourceAddr: r.source_addr, host: r.host_name,
-  login: r.login, mode: r.mode, grantId: r.grant_id, startedAt: r.started_at, endedAt: r.ended_at,
-  endReason: r.end_reason, bytesUp: r.bytes_up, bytesDown: r.bytes_down, node: r.node,
-});
+/** total: the match count a text search's page carries (count(*) OVER ()). */
+interface SessionRow extends BaseSessionRow { total?: number }
 
 const COLUMNS = 's.id, s.user_name, s.key_fingerprint, s.source_addr, s.host_name, s.login, s.mode, s.grant_id, s.started_at, s.ended_at, s.end_reason, s.bytes_up, s.bytes_down, s.node';
 /** Newest first; seq (the open order) breaks ties in started_at so that offset paging never skips or repeats a row. */
@@ -36,6 +28,15 @@ function sessionWhere(f: Conditions, args: Arg[]): string {
   // strpos: a literal substring, never a LIKE pattern a path could smuggle in.
   if (f.file !== undefined) where.push(`s.id IN (SELECT session_id FROM transferred_files WHERE strpos(path, ${param(args, f.file.slice(0, MAX_FILE_FILTER))}) > 0)`);
   return where.length ? `WHERE ${where.join(' AND ')}` : '';
+}
+
+/** What opens a session row (sessions.open, logins.openSession). */
+export type SessionOpen = Parameters<Store['sessions']['open']>[0];
+
+/** The one INSERT of a session row (sessions.open and logins.openSession); seq, the open order, is the column's default. */
+export async function insertSession(db: Db, s: SessionOpen, now: number): Promise<void> {
+  await db.run('INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at, node) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+    [s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, now, s.node ?? os.hostname()]);
 }
 
 const pageSize = (n: number, what: string) => {
@@ -71,8 +72,7 @@ export function sessionsTable(ctx: Ctx, tuning: PgSearchTuning = PG_DEFAULT_TUNI
   const { db, clock } = ctx;
   return {
     async open(s) {
-      await db.run('INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at, node) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-        [s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, clock.now(), s.node ?? os.hostname()]);
+      await insertSession(db, s, clock.now());
     },
     async setTarget(id, host, login, grantId) {
       await db.run('UPDATE sessions SET host_name = $1, login = $2, grant_id = $3 WHERE id = $4 AND host_name IS NULL', [host, login, grantId, id]);

@@ -1,12 +1,7 @@
-import type { AuditRecord } from '../../audit/events.js';
 import { GENESIS_HASH, verifyChain, type ChainRow } from '../../audit/chain.js';
 import type { Store } from '../types.js';
+import { toAuditRecord as toRecord } from '../rows.js';
 import type { Ctx } from './db.js';
-
-const toRecord = (r: ChainRow): AuditRecord => ({
-  id: r.id, ts: r.ts, type: r.type, actor: r.actor, subject: r.subject,
-  data: JSON.parse(r.data) as Record<string, unknown>, prevHash: r.prev_hash, hash: r.hash,
-});
 
 export function auditTable(ctx: Ctx): Store['audit'] {
   const { db } = ctx;

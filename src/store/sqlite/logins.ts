@@ -1,6 +1,6 @@
-import os from 'node:os';
 import type { LoginsStore } from '../types.js';
 import type { Ctx } from './db.js';
+import { insertSession } from './sessions.js';
 
 /**
  * Login state shared by every process on the file (its users: auth/throttle.ts for the MFA grace,
@@ -66,10 +66,7 @@ export function loginsTable(ctx: Ctx): LoginsStore {
         const now = clock.now();
         const live = liveOf.get(s.user, now - seat.deadAfterMs)!.n;
         if (live >= seat.limit) return { opened: false, live };
-        // The same row as sessions.open (keep the two in step).
-        db.prepare(`INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at, node, text_key)
-          VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(text_key), 0) + 1 FROM sessions))`)
-          .run(s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, now, s.node ?? os.hostname());
+        insertSession(db, s, now);
         return { opened: true };
       }).immediate();
     },

@@ -1,38 +1,11 @@
-import { REQUEST_RIGHTS, step, type AccessRequestRecord, type Approval, type RequestState } from '../../auth/requests.js';
+import { REQUEST_RIGHTS, step, type AccessRequestRecord } from '../../auth/requests.js';
 import { draft, type AuditDraft } from '../../audit/events.js';
 import { GatehouseError, notFound } from '../../shared/errors.js';
 import type { Store } from '../types.js';
+import { toRequestRecord as toRecord, type RequestRow as Row } from '../rows.js';
 import type { Ctx, DB } from './db.js';
 import { isUniqueViolation } from './db.js';
 import { deleteGrant, insertGrant } from './grants.js';
-
-interface Row {
-  id: number;
-  user_name: string;
-  login: string;
-  target_kind: 'host' | 'host-group';
-  target_name: string;
-  reason: string;
-  duration_ms: number;
-  state: RequestState;
-  created_at: number;
-  expires_at: number;
-  approvals: string;
-  decided_at: number | null;
-  decided_by: string | null;
-  decision_reason: string | null;
-  grant_id: number | null;
-  grant_until: number | null;
-}
-
-function toRecord(r: Row): AccessRequestRecord {
-  return {
-    id: r.id, user: r.user_name, login: r.login, target: { kind: r.target_kind, name: r.target_name }, reason: r.reason,
-    durationMs: r.duration_ms, state: r.state, createdAt: r.created_at, expiresAt: r.expires_at,
-    approvals: JSON.parse(r.approvals) as Approval[], decidedAt: r.decided_at, decidedBy: r.decided_by,
-    decisionReason: r.decision_reason, grantId: r.grant_id, grantUntil: r.grant_until,
-  };
-}
 
 const denied = (message: string, hint?: string) => new GatehouseError('GH_DENIED', message, hint === undefined ? {} : { hint });
 

@@ -1,33 +1,13 @@
 import os from 'node:os';
 import { invalid } from '../../shared/errors.js';
-import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionQuery, type SessionRecord, type Store } from '../types.js';
-import type { Ctx } from './db.js';
+import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionQuery, type Store } from '../types.js';
+import { toSessionRecord as toRecord, type SessionRow as BaseSessionRow } from '../rows.js';
+import type { Ctx, DB } from './db.js';
 import { MAX_FILE_FILTER } from './files.js';
 import { ftsPhrase, TEXT_KEY_SHIFT } from './search.js';
 
-interface SessionRow {
-  id: string;
-  user_name: string;
-  key_fingerprint: string | null;
-  source_addr: string;
-  host_name: string | null;
-  login: string | null;
-  mode: string;
-  grant_id: number | null;
-  started_at: number;
-  ended_at: number | null;
-  end_reason: string | null;
-  bytes_up: number;
-  bytes_down: number;
-  node: string | null;
-  text_key: number | null;
-}
-
-const toRecord = (r: SessionRow): SessionRecord => ({
-  id: r.id, user: r.user_name, keyFingerprint: r.key_fingerprint, sourceAddr: r.source_addr, host: r.host_name,
-  login: r.login, mode: r.mode, grantId: r.grant_id, startedAt: r.started_at, endedAt: r.ended_at,
-  endReason: r.end_reason, bytesUp: r.bytes_up, bytesDown: r.bytes_down, node: r.node,
-});
+/** text_key: the session's key in the text index (search.ts). */
+interface SessionRow extends BaseSessionRow { text_key: number | null }
 
 /** The filters of list, count and query. Every one is served by an index (migration 8). */
 type Conditions = SessionFilter & { until?: number | undefined; text?: string | undefined };
@@ -69,6 +49,19 @@ export function querySql(q: Omit<SessionQuery, 'limit' | 'offset'>, order = NEWE
   return { page: `SELECT * FROM sessions ${where} ${order} LIMIT ? OFFSET ?`, count: `SELECT count(*) AS n FROM sessions ${where}`, args };
 }
 
+/** What opens a session row (sessions.open, logins.openSession). */
+export type SessionOpen = Parameters<Store['sessions']['open']>[0];
+
+/**
+ * The one INSERT of a session row (sessions.open and logins.openSession). One statement: the next
+ * text_key is taken under the write lock, whichever process opens.
+ */
+export function insertSession(db: DB, s: SessionOpen, now: number): void {
+  db.prepare(`INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at, node, text_key)
+    VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(text_key), 0) + 1 FROM sessions))`)
+    .run(s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, now, s.node ?? os.hostname());
+}
+
 const pageSize = (n: number, what: string) => {
   if (!Number.isSafeInteger(n) || n < 0) throw invalid(`${what} must be a whole number, 0 or more`);
   return n;
@@ -78,10 +71,7 @@ export function sessionsTable(ctx: Ctx, tuning: SearchTuning = DEFAULT_TUNING): 
   const { db, clock } = ctx;
   return {
     async open(s) {
-      // One statement: the next text_key is taken under the write lock, whichever process opens.
-      db.prepare(`INSERT INTO sessions (id, user_name, key_fingerprint, source_addr, mode, started_at, node, text_key)
-        VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(text_key), 0) + 1 FROM sessions))`)
-        .run(s.id, s.user, s.keyFingerprint, s.sourceAddr, s.mode, clock.now(), s.node ?? os.hostname());
+      insertSession(db, s, clock.now());
     },
     async setTarget(id, host, login, grantId) {
       // The first target a connection reaches names the session; later channels are in the channels table.

@@ -1,35 +1,12 @@
 import { draft } from '../../audit/events.js';
 import { alreadyExists, notFound } from '../../shared/errors.js';
-import type { Store, WebauthnCredentialRecord } from '../types.js';
+import type { Store } from '../types.js';
+import { toWebauthnRecord as toRecord, type WebauthnRow as Row } from '../rows.js';
 import type { Ctx } from './db.js';
 import { userId } from './lookup.js';
 
-interface Row {
-  id: number;
-  user_id: number;
-  name: string;
-  credential_id: string;
-  public_key: Buffer;
-  counter: number;
-  transports: string;
-  created_at: number;
-  last_used_at: number | null;
-}
-
 const SELECT = `SELECT c.id, c.user_id, u.name, c.credential_id, c.public_key, c.counter, c.transports, c.created_at, c.last_used_at
   FROM webauthn_credentials c JOIN users u ON u.id = c.user_id`;
-
-function toRecord(r: Row): WebauthnCredentialRecord {
-  let transports: string[] = [];
-  try {
-    const t = JSON.parse(r.transports) as unknown;
-    if (Array.isArray(t)) transports = t.filter((x): x is string => typeof x === 'string');
-  } catch { /* a bad column reads as no hints */ }
-  return {
-    id: r.id, userId: r.user_id, user: r.name, credentialId: r.credential_id, publicKey: r.public_key, counter: r.counter,
-    transports, createdAt: r.created_at, lastUsedAt: r.last_used_at,
-  };
-}
 
 /** The web login's WebAuthn credentials. Adding and removing are audited in the same transaction. */
 export function webauthnTable(ctx: Ctx): Store['webauthn'] {
