@@ -68,6 +68,18 @@ if (!/^([1-9][0-9]{0,2}|auto)$/.test(WORKERS)) throw new Error(`BENCH_WORKERS: a
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
 const procs: Proc[] = [];
+// Clients run in sessions of their own (see the top): a Ctrl-C on the terminal does not reach them,
+// so the bench ends their process groups itself, on every way out.
+const clientGroups = new Set<number>();
+function detachedClient(c: ChildProcess): ChildProcess {
+  if (c.pid !== undefined) { clientGroups.add(c.pid); c.once('exit', () => clientGroups.delete(c.pid!)); }
+  // A keystroke written to a client that was just killed (Ctrl-C, a timeout) must not crash the bench.
+  c.stdin?.on('error', () => undefined);
+  return c;
+}
+process.on('exit', () => {
+  for (const pid of clientGroups) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
+});
 const log = (...a: unknown[]) => console.error('[bench]', ...a);
 
 // ---------------------------------------------------------------- setup
@@ -142,8 +154,8 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: NodeJS
     const t0 = process.hrtime.bigint();
     const child = spawn('setsid', ['-w', cmd, ...args], { env, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     let err = '';
-    child.stdout.on('data', (d: Buffer) => sink?.(d));
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stdout!.on('data', (d: Buffer) => sink?.(d));
+    child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
     if (input && child.stdin) (input as NodeJS.ReadableStream).pipe(child.stdin);
     child.on('close', (code) => resolve({ code, ms: Number(process.hrtime.bigint() - t0) / 1e6, stderr: err }));
   });
@@ -297,7 +309,7 @@ async function main() {
       const args = ['-tt', ...a.args.filter((x) => x !== '-tt').filter((x) => x !== 'stty raw -echo; cat'), 'stty raw -echo; cat'];
       // The local pty is put in raw mode without echo before ssh starts, so every echo measured is
       // the remote one; each keystroke is a distinct letter, and we wait for that letter.
-      const child: ChildProcess = spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      const child: ChildProcess = detachedClient(spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true }));
       let buf = '';
       let want = '';
       let waiting: (() => void) | null = null;
@@ -391,7 +403,7 @@ async function main() {
     const openOne = (p: Path = 'c'): Promise<ChildProcess | null> => new Promise((resolve) => {
       const a = sshArgs(p, null, ['stty raw -echo; echo ready; cat'], op());
       const args = ['-tt', ...a.args];
-      const c = spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+      const c = detachedClient(spawn('script', ['-qfec', `stty raw -echo; exec ssh ${args.map((x) => `'${x.replace(/'/g, `'\\''`)}'`).join(' ')}`, '/dev/null'], { env: a.env, stdio: ['pipe', 'pipe', 'ignore'], detached: true }));
       let out = '';
       const timer = setTimeout(() => { c.kill('SIGKILL'); resolve(null); }, 20_000);
       const onData = (d: Buffer) => { out += d.toString(); if (out.includes('ready')) { clearTimeout(timer); c.stdout!.off('data', onData); resolve(c); } };
@@ -503,13 +515,20 @@ async function main() {
   console.log('\nwritten: bench/results.json');
 }
 
+let cleaned: Promise<void> | null = null;
+const cleanup = () => cleaned ??= (async () => {
+  for (const pid of clientGroups) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
+  for (const p of procs.reverse()) await p.stop().catch(() => undefined);
+  await iso?.release();
+  fs.rmSync(dir, { recursive: true, force: true });
+})();
+// Ctrl-C: the servers and clients are in sessions of their own and get no signal from the terminal.
+// on, not once: a Ctrl-C reaches this process twice (from the terminal, and relayed by tsx).
+process.on('SIGINT', () => { void cleanup().finally(() => process.exit(130)); });
+
 main()
   .catch((err) => { console.error(err); process.exitCode = 1; })
-  .finally(async () => {
-    for (const p of procs.reverse()) await p.stop().catch(() => undefined);
-    await iso?.release();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  .finally(cleanup);
 
 /** A process and every process under it (the primary of `serve --workers N` and its workers). */
 function processTree(root: number): number[] {

@@ -16,7 +16,7 @@ import path from 'node:path';
 export interface Isolation {
   /** Move a process (and so everything it starts afterwards) into gatehouse's group. */
   server(pid: number): void;
-  /** Put the bench back where it was and remove the groups (waits up to 5 s for their processes to go). */
+  /** Put the bench back in its own group, remove the new ones (waits up to 5 s for their processes to go), and turn the cpu controller off again if it was off. */
   release(): Promise<void>;
   readonly describe: string;
 }
@@ -26,10 +26,19 @@ export function isolate(log: (m: string) => void): Isolation | null {
   const v2 = '/sys/fs/cgroup';
   let root: string;
   let weightFile: string;
-  if (fs.existsSync(path.join(v1, 'cpu.shares'))) { root = v1; weightFile = 'cpu.shares'; }
-  else if (fs.existsSync(path.join(v2, 'cgroup.controllers')) && fs.readFileSync(path.join(v2, 'cgroup.controllers'), 'utf8').includes('cpu')) {
+  // Where the bench was, to go back there; and whether it was us that turned the cpu controller on.
+  let home = '/';
+  let enabledCpu = false;
+  const own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  if (fs.existsSync(path.join(v1, 'cpu.shares'))) {
+    root = v1; weightFile = 'cpu.shares';
+    home = own.map((l) => l.split(':')).find((f) => f[1]?.split(',').includes('cpu'))?.[2] ?? '/';
+  } else if (fs.existsSync(path.join(v2, 'cgroup.controllers')) && fs.readFileSync(path.join(v2, 'cgroup.controllers'), 'utf8').includes('cpu')) {
     root = v2; weightFile = 'cpu.weight';
-    try { fs.writeFileSync(path.join(v2, 'cgroup.subtree_control'), '+cpu'); } catch { /* already on */ }
+    home = own.find((l) => l.startsWith('0::'))?.slice(3) ?? '/';
+    if (!fs.readFileSync(path.join(v2, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('cpu')) {
+      try { fs.writeFileSync(path.join(v2, 'cgroup.subtree_control'), '+cpu'); enabledCpu = true; } catch { /* refused: the mkdir below says so */ }
+    }
   } else {
     log('BENCH_ISOLATE: no CPU cgroup controller here; running without isolation');
     return null;
@@ -56,7 +65,9 @@ export function isolate(log: (m: string) => void): Isolation | null {
       fs.writeFileSync(path.join(server, 'cgroup.procs'), String(pid));
     },
     async release() {
-      try { fs.writeFileSync(path.join(root, 'cgroup.procs'), String(process.pid)); } catch { /* gone */ }
+      try { fs.writeFileSync(path.join(root, home, 'cgroup.procs'), String(process.pid)); } catch {
+        try { fs.writeFileSync(path.join(root, 'cgroup.procs'), String(process.pid)); } catch { /* gone */ }
+      }
       // Killed clients' children (ssh under script) leave a moment after them.
       for (const d of [server, load, base]) {
         for (let i = 0; ; i++) {
@@ -65,6 +76,9 @@ export function isolate(log: (m: string) => void): Isolation | null {
             await new Promise((r) => setTimeout(r, 100));
           }
         }
+      }
+      if (enabledCpu) {
+        try { fs.writeFileSync(path.join(v2, 'cgroup.subtree_control'), '-cpu'); } catch { /* another group uses it now */ }
       }
     },
   };

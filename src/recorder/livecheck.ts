@@ -11,6 +11,9 @@ export interface SharedLiveness {
   release(): void;
 }
 
+/** A check unanswered after this many check intervals is no longer shared: the next viewer asks anew. */
+const STALE_FACTOR = 5;
+
 interface Entry {
   refs: number;
   last: { at: number; answer: Promise<boolean>; settled: boolean } | null;
@@ -45,7 +48,10 @@ export class LivenessChecks {
       isLive: () => {
         const now = this.now();
         const last = held.last;
-        if (last && (!last.settled || now - last.at < this.maxAgeMs)) return last.answer;
+        // A check still running is shared, but not for ever: one that hangs (a store that stopped
+        // answering) must not hold every later viewer of the channel on its answer.
+        const fresh = last && (last.settled ? now - last.at < this.maxAgeMs : now - last.at < STALE_FACTOR * this.maxAgeMs);
+        if (last && fresh) return last.answer;
         const answer = this.check(sessionId, channel);
         const mine = { at: now, answer, settled: false };
         held.last = mine;

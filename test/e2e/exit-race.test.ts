@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
 import type { AddressInfo } from 'node:net';
 import { ghOk } from '../helpers/cli.js';
+import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
 
 /**
@@ -34,7 +35,7 @@ function startBurstTarget(): Promise<{ server: ssh2.Server; port: number; hostKe
   }));
 }
 
-describe('an exit status that arrives with the exec reply', () => {
+describe.runIf(haveOpenSsh())('an exit status that arrives with the exec reply', () => {
   let w: World;
   let alice: Operator;
   let burst: Awaited<ReturnType<typeof startBurstTarget>>;
