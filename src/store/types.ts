@@ -356,6 +356,9 @@ export interface ChangeMeta {
   actor: string;
 }
 
+/** What opens a session row (sessions.open, logins.openSession). `node` names the server running it (default: this machine's host name). */
+export interface SessionOpen { id: string; user: string; keyFingerprint: string; sourceAddr: string; mode: string; node?: string }
+
 export interface Store {
   readonly users: {
     add(name: string, roles: Role[], meta: ChangeMeta): Promise<UserRecord>;
@@ -455,7 +458,7 @@ export interface Store {
   };
   readonly sessions: {
     /** `node` names the server running it (default: this machine's host name). */
-    open(s: { id: string; user: string; keyFingerprint: string; sourceAddr: string; mode: string; node?: string }): Promise<void>;
+    open(s: SessionOpen): Promise<void>;
     setTarget(id: string, host: string, login: string, grantId: number): Promise<void>;
     close(id: string, reason: string, bytesUp: number, bytesDown: number): Promise<SessionRecord | null>;
     /**
@@ -653,7 +656,7 @@ export interface LoginsStore {
    * processes get one seat. Sessions of a node that stopped, was reaped or whose heartbeat is older
    * than `deadAfterMs` do not count.
    */
-  openSession(s: { id: string; user: string; keyFingerprint: string; sourceAddr: string; mode: string; node?: string }, seat: { limit: number; deadAfterMs: number })
+  openSession(s: SessionOpen, seat: { limit: number; deadAfterMs: number })
     : Promise<{ opened: true } | { opened: false; live: number }>;
   /** The count openSession compares with its limit. */
   countLive(user: string, deadAfterMs: number): Promise<number>;

@@ -1,13 +1,12 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditAfter, auditMark } from '../helpers/auditdb.js';
+import { auditAfter, auditMark, type AuditRow } from '../helpers/auditdb.js';
 import { fixtureKey, ghJson, ghOk } from '../helpers/cli.js';
 import { poll, startProc } from '../helpers/proc.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type SshResult, type World } from '../helpers/world.js';
 
-type AuditRow = { type: string; data: Record<string, unknown> };
 
 /**
  * A live session: a command that runs for a while, started and waited for until the operator has SEEN

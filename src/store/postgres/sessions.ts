@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { invalid } from '../../shared/errors.js';
-import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type Store } from '../types.js';
+import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionOpen, type Store } from '../types.js';
 import { MAX_FILE_FILTER } from '../sqlite/files.js';
 import { toSessionRecord as toRecord, type SessionRow as BaseSessionRow } from '../rows.js';
 import { param, type Arg, type Ctx, type Db } from './db.js';
@@ -29,9 +29,6 @@ function sessionWhere(f: Conditions, args: Arg[]): string {
   if (f.file !== undefined) where.push(`s.id IN (SELECT session_id FROM transferred_files WHERE strpos(path, ${param(args, f.file.slice(0, MAX_FILE_FILTER))}) > 0)`);
   return where.length ? `WHERE ${where.join(' AND ')}` : '';
 }
-
-/** What opens a session row (sessions.open, logins.openSession). */
-export type SessionOpen = Parameters<Store['sessions']['open']>[0];
 
 /** The one INSERT of a session row (sessions.open and logins.openSession); seq, the open order, is the column's default. */
 export async function insertSession(db: Db, s: SessionOpen, now: number): Promise<void> {

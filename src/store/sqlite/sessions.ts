@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { invalid } from '../../shared/errors.js';
-import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionQuery, type Store } from '../types.js';
+import { hitLine, MIN_SEARCH_CHARS, sessionStatus, type ChannelRecord, type SessionFilter, type SessionHit, type SessionOpen, type SessionQuery, type Store } from '../types.js';
 import { toSessionRecord as toRecord, type SessionRow as BaseSessionRow } from '../rows.js';
 import type { Ctx, DB } from './db.js';
 import { MAX_FILE_FILTER } from './files.js';
@@ -48,9 +48,6 @@ export function querySql(q: Omit<SessionQuery, 'limit' | 'offset'>, order = NEWE
   const { where, args } = sessionWhere({ text: q.text, user: q.user, host: q.host, since: q.since, until: q.until, status: q.status, file: q.file });
   return { page: `SELECT * FROM sessions ${where} ${order} LIMIT ? OFFSET ?`, count: `SELECT count(*) AS n FROM sessions ${where}`, args };
 }
-
-/** What opens a session row (sessions.open, logins.openSession). */
-export type SessionOpen = Parameters<Store['sessions']['open']>[0];
 
 /**
  * The one INSERT of a session row (sessions.open and logins.openSession). One statement: the next
