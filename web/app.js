@@ -25,6 +25,7 @@
   'use strict';
   var el = document.getElementById('player');
   if (!el || typeof AsciinemaPlayer === 'undefined') return;
+  try { sessionStorage.removeItem('gatehouse-wait:' + location.pathname + location.search); } catch (e) { /* storage off */ }
   var start = parseFloat(el.getAttribute('data-start') || '');
   var live = el.getAttribute('data-live');
   var opts = { fit: 'width', idleTimeLimit: 2, preload: true, theme: 'asciinema' };
@@ -40,4 +41,20 @@
     if (!isNaN(start)) { opts.startAt = start; opts.autoPlay = true; }
   }
   window.gatehousePlayer = AsciinemaPlayer.create(src, el, opts);
+})();
+(function () {
+  'use strict';
+  // A live session whose channel has not opened yet: reload until it has (then the player above
+  // takes over). Every 2 s for the first minute, then every 10 s; a tab in the background waits.
+  var el = document.getElementById('live-waiting');
+  if (!el) return;
+  var key = 'gatehouse-wait:' + location.pathname + location.search;
+  var n = 0;
+  try { n = Number(sessionStorage.getItem(key) || 0); } catch (e) { /* storage off: always 2 s */ }
+  var reload = function () {
+    if (document.visibilityState === 'hidden') { document.addEventListener('visibilitychange', reload, { once: true }); return; }
+    try { sessionStorage.setItem(key, String(n + 1)); } catch (e) { /* storage off */ }
+    location.reload();
+  };
+  setTimeout(reload, n < 30 ? 2000 : 10000);
 })();

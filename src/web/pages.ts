@@ -22,6 +22,8 @@ interface PageDeps extends WebDeps {
 
 const PAGE_SIZE = 50;
 type Q = Record<string, string | undefined>;
+/** How long a waiting session page's view covers its reloads (see /sessions/:id). */
+const WAIT_AUDIT_MS = 60_000;
 const STATUSES = ['live', 'ended', 'terminated', 'interrupted'] as const;
 
 /** What each route accepts (see input.ts): anything else is a 400 before the handler runs. */
@@ -197,13 +199,20 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
       store.sessions.channels(s.id), store.recordings.list(s.id), deps.verify(s.id),
       store.audit.list({ session: s.id, limit: 5000 }),
     ]);
-    await store.audit.append(draft('recording.viewed', `web:${req.webUser!.name}`, { session: s.id, sessionUser: s.user, how: 'web' }));
     const channel = q.channel !== undefined ? Number(q.channel) : recordings[0]?.channel ?? 0;
     const rec = recordings.find((r) => r.channel === channel);
     const verdict = report.items.find((i) => i.channel === channel)?.verdict ?? 'missing';
     const where = await liveSource.where(s.id, channel);
     const live = where !== null && where.at !== 'node';
     const elsewhere = where?.at === 'node' ? where.node : null;
+    // Live, and no channel open yet (the operator is still logging in, or at the menu): the page
+    // waits for one instead of saying "No recording." (web/app.js reloads it).
+    const waiting = s.endedAt === null && elsewhere === null && !rec && !live;
+    // Every view is audited, but the waiting page's reloads (every 2-10 s) are one view: while it
+    // waits, a viewer's own view of it in the last minute is not recorded again.
+    const viewer = `web:${req.webUser!.name}`;
+    const reload = waiting && events.some((e) => e.type === 'recording.viewed' && e.actor === viewer && clock.now() - e.ts < WAIT_AUDIT_MS);
+    if (!reload) await store.audit.append(draft('recording.viewed', viewer, { session: s.id, sessionUser: s.user, how: 'web' }));
     // A session allowed by an approved access request names it (web/requests.ts).
     const viaRequest = s.grantId !== null ? await store.requests.byGrant(s.grantId) : null;
     const body = html`
@@ -220,7 +229,8 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
       </tbody></table>
       ${await filesSection(store, s.id, deps.recordings)}
       <h2>${live ? 'Live' : 'Replay'}</h2>
-      ${elsewhere !== null ? html`<p id="live-elsewhere">Live on node ${elsewhere}: its recording is spooled there (one data directory per node); watch it from that node's web UI, or replay it here once it has closed.</p>` : rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}"></div>` : html`<p>No recording.</p>`}
+      ${elsewhere !== null ? html`<p id="live-elsewhere">Live on node ${elsewhere}: its recording is spooled there (one data directory per node); watch it from that node's web UI, or replay it here once it has closed.</p>` : rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}"></div>`
+        : waiting ? html`<p id="live-waiting">Live, with no channel ${q.channel !== undefined ? html`#${channel} ` : ''}open yet: the operator is still logging in or choosing a target. This page reloads until it opens.</p>` : html`<p>No recording.</p>`}
       <p><a href="/sessions/${s.id}/export.tar">download the export bundle</a> (recordings + manifest with hashes and integrity) · <a href="/sessions/${s.id}/manifest.json">manifest only</a></p>
       <h2>Audit events</h2><ul class="events">${events.map((e) => html`<li>${timeOf(e.ts)} <code>${e.type}</code> ${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</li>`)}</ul>`;
     return sendPage(reply, page(`Session ${s.id}`, req.webUser!, body));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
 import type { AddressInfo } from 'node:net';
-import { ghOk } from '../helpers/cli.js';
+import { ghAsync, ghJson, ghOk } from '../helpers/cli.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
 
@@ -22,7 +22,8 @@ function startBurstTarget(): Promise<{ server: ssh2.Server; port: number; hostKe
         const session = accept();
         session.on('exec', (acceptExec, _reject, info) => {
           const ch = acceptExec();
-          const status = /exit (\d+)/.exec(info.command)?.[1];
+          // `exit N` in the command sets the status; anything else (the fleet probe) exits 3.
+          const status = /exit (\d+)/.exec(info.command)?.[1] ?? 3;
           ch.write(`ran ${info.command}\n`);
           ch.exit(Number(status ?? 0));
           ch.end();
@@ -70,5 +71,17 @@ describe.runIf(haveOpenSsh())('an exit status that arrives with the exec reply',
     expect(r.stdout).toMatch(/^burst2\s+3\s+/m);
     expect(r.stdout).toMatch(/2 host\(s\), 0 exited 0, 2 failed/);
     expect(r.code).toBe(1);
+  }, 120_000);
+
+  it('reaches the channel row of a fleet scan (the scan reads the exit status the same way)', async () => {
+    // Not spawnSync: the target lives in this process and must answer while the scan runs.
+    const r = await ghAsync(w.data, ['fleet', 'scan', '--host', 'burst1', '--host', 'burst2', '--login', 'probe', '--json'], { timeoutMs: 90_000 });
+    expect(r.stdout, r.stderr).toMatch(/^\[/);
+    const scans = JSON.parse(r.stdout) as { host: string; sessionId: string | null }[];
+    expect(scans.map((s) => s.host).sort(), r.stderr).toEqual(['burst1', 'burst2']);
+    for (const s of scans) {
+      const show = ghJson<{ channels: { exitStatus: number | null }[] }>(w.data, ['sessions', 'show', s.sessionId!]);
+      expect(show.channels[0]!.exitStatus).toBe(3);
+    }
   }, 120_000);
 });

@@ -170,6 +170,28 @@ describe('web UI routes', () => {
     expect((await get('/users')).body).not.toContain('Disable'); // auditors read only
     expect((await get('/hosts')).body).toContain('10.0.0.5:22');
     expect((await get('/grants')).body).toContain('deploy');
+
+    // A live session with no channel open yet says so and waits for one (web/app.js reloads it);
+    // ended without one, it has no recording.
+    await store.sessions.open({ id: 'sess-wait', user: 'op', keyFingerprint: 'SHA256:x', sourceAddr: '10.9.9.9', mode: 'menu' });
+    const waiting = (await get('/sessions/sess-wait')).body;
+    expect(waiting).toContain('id="live-waiting"');
+    expect(waiting).not.toContain('No recording.');
+    expect(waiting).not.toContain('id="player"');
+    // Its reloads are one view in the audit (a minute at a time), not one each.
+    const views = async () => (await store.audit.list({ type: 'recording.viewed' })).filter((e) => e.data.session === 'sess-wait').length;
+    expect(await views()).toBe(1);
+    clock.advance(10_000);
+    await get('/sessions/sess-wait');
+    expect(await views()).toBe(1);
+    clock.advance(60_000);
+    await get('/sessions/sess-wait');
+    expect(await views()).toBe(2);
+    await store.sessions.close('sess-wait', 'client_closed', 0, 0);
+    const ended = (await get('/sessions/sess-wait')).body;
+    expect(ended).toContain('No recording.');
+    expect(ended).not.toContain('live-waiting');
+    expect(await views()).toBe(3);
   });
 
   it('an auditor cannot change anything; an admin can, through the same audited path', async () => {
