@@ -12,7 +12,7 @@ let seed = 1;
 const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 const payloads: Record<string, Buffer> = { nul: Buffer.alloc(32768), text: mk((i) => (i % 80 === 79 ? 10 : 32 + ((i * 7) % 90))), random: mk(() => Math.floor(rnd() * 256)) };
 
-function oldPath(chunk: Buffer, dec: TextDecoder): Buffer {
+function oldPath(chunk: Buffer, dec: InstanceType<typeof TextDecoder>): Buffer {
   const s = dec.decode(chunk, { stream: true }).replace(/\r?\n/g, '\r\n');
   return Buffer.from(JSON.stringify([1.234567, 'o', s]) + '\n');
 }

@@ -37,6 +37,9 @@ fi
 
 [ -d node_modules ] || npm ci
 npm run --silent build
+# The tests and the bench are TypeScript too: type-checked with the sources (tsconfig.test.json),
+# since vitest and tsx only strip the types.
+npm run --silent typecheck
 
 # The run gets a temp directory of its own (vitest, its workers and every process they start use
 # it as TMPDIR; test/global-setup.ts makes one root per run in it and removes it at the end). Once

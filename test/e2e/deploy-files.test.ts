@@ -100,7 +100,7 @@ describe('deployment files', () => {
       expect(cfg.store).toMatch(/^postgres:\/\/gatehouse@postgres:5432\//);
       expect(cfg.recording.storage?.s3?.endpoint).toBe('http://s3:9000');
       expect(cfg.ssh.listen.port).toBe(2222);
-      names.add(cfg.node.name);
+      names.add(String(cfg.node.name));
     }
     expect(names.size).toBe(2);
     // The second node starts once the first is healthy, so the shared keys are created once.

@@ -57,7 +57,7 @@ describe.runIf(haveOpenSsh())('ending a session ends it on the target, whatever 
 
   let n = 0;
   for (const [what, act, reason] of [
-    ['sessions kill', (w: World, op: Operator, sid: string) => ghOk(w.data, ['sessions', 'kill', sid]), 'killed_by_admin'],
+    ['sessions kill', (w: World, _op: Operator, sid: string) => ghOk(w.data, ['sessions', 'kill', sid]), 'killed_by_admin'],
     ['grant remove', (w: World, op: Operator) => { for (const g of ghJson<{ id: number; who: { name: string } }[]>(w.data, ['grant', 'list'])) if (g.who.name === op.name) ghOk(w.data, ['grant', 'remove', String(g.id)]); }, 'no_grant'],
     ['user disable', (w: World, op: Operator) => ghOk(w.data, ['user', 'disable', op.name]), 'user_disabled'],
   ] as const) {

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixtureKey, gh, ghJson, ghOk } from '../helpers/cli.js';
+import { fixtureKey, ghJson, ghOk } from '../helpers/cli.js';
 import { freePort } from '../helpers/proc.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { Tmux, shellQuote } from '../helpers/tmux.js';

@@ -77,7 +77,7 @@ describe.runIf(haveOpenSsh() && haveChromium())('just-in-time access requests', 
   const request = (args: string[], timeoutMs = 30_000) => w.ssh(bob, ['request', ...args], { timeoutMs });
   const idOf = (r: SshResult) => Number(/request #(\d+)/.exec(r.stdout)?.[1]);
   const state = (id: number) => ghJson<{ state: string }>(w.data, ['request', 'show', String(id)]).state;
-  const notices = () => hits.map((h) => ({ ...(JSON.parse(h.body) as Record<string, unknown>), signed: signed(h) }));
+  const notices = () => hits.map((h): Record<string, unknown> => ({ ...(JSON.parse(h.body) as Record<string, unknown>), signed: signed(h) }));
 
   it('bob is refused, requests 20 s, cannot approve his own; carol approves; his session runs, is recorded and ends 20 s later', async () => {
     const refused = await w.ssh(bob, [target(), 'echo hi']);

@@ -99,7 +99,7 @@ describe.runIf(haveOpenSsh() && haveChromium())('web UI in a real browser', () =
     const lastLine = async () => Math.max(...[...(await page.locator('#player').innerText()).matchAll(/live-line-(\d+)/g)].map((m) => Number(m[1])));
     const before = await lastLine();
     const t0 = Date.now();
-    await expect.poll(lastLine, { timeout: 5000, intervals: [50] }).toBeGreaterThan(before);
+    await expect.poll(lastLine, { timeout: 5000, interval: 50 }).toBeGreaterThan(before);
     console.log(`live view: a new line showed ${Date.now() - t0} ms after the previous one was seen`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'live-session.png'), fullPage: true });
 

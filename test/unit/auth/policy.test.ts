@@ -5,7 +5,7 @@ import type { GrantRecord, HostRecord, UserRecord } from '../../../src/store/typ
 
 const NOW = Date.UTC(2026, 10, 24, 12);
 
-const alice: UserRecord = { id: 1, name: 'alice', roles: ['operator'], disabled: false, disabledReason: null, hasPassword: false, totpEnrolled: true, groups: ['ops'], createdAt: 0 };
+const alice: UserRecord = { id: 1, name: 'alice', roles: ['operator'], disabled: false, disabledReason: null, hasPassword: false, totpEnrolled: true, requireSecurityKey: false, groups: ['ops'], createdAt: 0 };
 const web1: HostRecord = { id: 1, name: 'web1', address: '10.0.0.5', port: 22, hostKey: 'ssh-ed25519 AAAA', enabled: true, groups: ['web'], createdAt: 0 };
 
 let nextId = 1;

@@ -14,7 +14,7 @@ function golden(name: string, produced: string): void {
 function script(withInput: boolean): string {
   let now = 1_000_000;
   const enc = new CastEncoder(now, () => now);
-  let out = enc.header({ width: 80, height: 24, timestamp: 1764000000, title: 'alice → deploy@web1', command: 'ls', term: 'xterm-256color' });
+  let out = String(enc.header({ width: 80, height: 24, timestamp: 1764000000, title: 'alice → deploy@web1', command: 'ls', term: 'xterm-256color' }));
   out += enc.marker('ls');
   now += 12.3456789;
   // "€" is E2 82 AC: split across two chunks, it must stay one character.

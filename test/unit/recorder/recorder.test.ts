@@ -20,7 +20,7 @@ function info(): ChannelInfo {
   return { sessionId: 'abc-123', channel: 0, user: 'alice', kind: 'exec', command: 'ls', action: 'exec', host: 'web1', login: 'deploy', pty: null };
 }
 function control(track: (p: Promise<unknown>) => void = () => undefined): ChannelControl {
-  return { abort: () => undefined, track, counter: {} };
+  return { abort: () => undefined, track, counter: {}, filter: () => undefined };
 }
 const ignore = control();
 

@@ -86,7 +86,7 @@ async function passwordStep(user: string, from = nextAddress()) {
   return { jar, res, body: res.body, from };
 }
 
-async function keyLogin(user: string, key: SoftKey, o: { counter?: number; flags?: number } = {}) {
+async function keyLogin(user: string, key: SoftKey, o: Parameters<SoftKey['assert']>[1] = {}) {
   const s = await passwordStep(user);
   expect(s.res.statusCode, s.body.slice(0, 200)).toBe(200);
   const opts = optionsIn(s.body);
