@@ -106,6 +106,11 @@ export interface AuditPayloads {
   'transfer.malformed': { session: string; channel: number; user: string; protocol: string; error: string };
   'admin.backup': { file: string; recordings: boolean; files: number; bytes: number };
   'admin.restore': { file: string; backupTakenAt: string; host: string };
+  /**
+   * `gatehouse migrate` copied this store from SQLite and checked the copy: the first event the new
+   * store adds to the copied chain. `head`: the SQLite chain's head it continues (the `prev` of this event).
+   */
+  'admin.migrate': { from: string; to: string; auditRows: number; head: string; recordingsUploaded: number | null; recordingsChecked: number };
   'admin.session.hold': { session: string; user: string; reason: string };
   'admin.session.release': { session: string; user: string };
   // Just-in-time access requests (auth/requests.ts): `user` is the requester, the actor who acted.
@@ -243,6 +248,7 @@ export function describe(ev: AuditDraft): string {
     case 'recording.recovered': return `recording ${ev.data.file} of interrupted session ${ev.data.session} recovered (${ev.data.cutBytes} partial bytes cut)`;
     case 'admin.backup': return `backup written to ${ev.data.file} (${ev.data.files} files, ${ev.data.bytes} B${ev.data.recordings ? '' : ', no recordings'})`;
     case 'admin.restore': return `data directory restored from ${ev.data.file} (backup of ${ev.data.host} taken ${ev.data.backupTakenAt})`;
+    case 'admin.migrate': return `store migrated from ${ev.data.from} to ${ev.data.to}: ${ev.data.auditRows} audit events (head ${ev.data.head.slice(0, 16)}…), ${ev.data.recordingsChecked} recording(s) checked${ev.data.recordingsUploaded !== null ? `, ${ev.data.recordingsUploaded} uploaded` : ''}`;
     case 'admin.session.hold': return `legal hold on session ${ev.data.session} (${ev.data.user}): ${ev.data.reason}`;
     case 'admin.session.release': return `legal hold released on session ${ev.data.session} (${ev.data.user})`;
     case 'fleet.scan': return `fleet scan of ${ev.data.host}: ${ev.data.reachable ? `${ev.data.pending ?? '?'} update(s) pending, ${ev.data.security ?? '?'} security${ev.data.reboot ? ', reboot required' : ''}` : `failed (${ev.data.error ?? 'unreachable'})`}`;

@@ -130,14 +130,22 @@ describe.runIf(haveOpenSsh() && postgresAvailable())('gatehouse migrate: SQLite 
     expect(r.stdout).toMatch(/the same head as the SQLite store/);
     for (const t of CORE) expect(r.stdout).toMatch(new RegExp(`^${t}\\s+${before[t]}\\s+${before[t]}\\s+ok$`, 'm'));
 
-    // Row for row in PostgreSQL, the audit chain with the very same ids and hashes.
-    expect(await targetCounts(url, CORE)).toEqual(before);
+    // Row for row in PostgreSQL, the audit chain with the very same ids and hashes, then one event
+    // of the new store's own: admin.migrate, chained to the copied head.
+    const after = { ...before, audit_log: before.audit_log! + 1 };
+    expect(await targetCounts(url, CORE)).toEqual(after);
     const src = new Database(path.join(w.data, 'gatehouse.db'), { readonly: true });
     const srcAudit = src.prepare('SELECT id, hash, prev_hash FROM audit_log ORDER BY id').all();
     const srcTotp = src.prepare('SELECT hex(secret) AS s, last_step FROM totp ORDER BY user_id').all() as { s: string; last_step: number }[];
     src.close();
     const pgAudit = (await query<{ id: string; hash: string; prev_hash: string }>(url, 'SELECT id, hash, prev_hash FROM audit_log ORDER BY id')).map((x) => ({ ...x, id: Number(x.id) }));
-    expect(pgAudit).toEqual(srcAudit);
+    expect(pgAudit.slice(0, -1)).toEqual(srcAudit);
+    const [row] = await query<{ id: string; type: string; actor: string; data: string; prev_hash: string }>(url, 'SELECT id, type, actor, data, prev_hash FROM audit_log ORDER BY id DESC LIMIT 1');
+    const moved = { ...row!, data: JSON.parse(row!.data) as Record<string, unknown> };
+    expect(moved.prev_hash).toBe((srcAudit.at(-1) as { hash: string }).hash);
+    expect(moved).toMatchObject({ type: 'admin.migrate', actor: expect.stringMatching(/^cli:/) });
+    expect(moved.data).toMatchObject({ auditRows: before.audit_log, head: (srcAudit.at(-1) as { hash: string }).hash, recordingsUploaded: Object.keys(recBefore).length });
+    expect(r.stdout).toMatch(new RegExp(`admin.migrate appended to the new store as event #${moved.id}`));
     const pgTotp = await query<{ s: string; last_step: string }>(url, "SELECT upper(encode(secret, 'hex')) AS s, last_step FROM totp ORDER BY user_id");
     expect(pgTotp.map((x) => ({ s: x.s, last_step: Number(x.last_step) }))).toEqual(srcTotp);
 
@@ -157,7 +165,7 @@ describe.runIf(haveOpenSsh() && postgresAvailable())('gatehouse migrate: SQLite 
     const again = await ghAsync(w.data, ['migrate', '--to', url, '--recordings', 's3', '--config', s3Config], s3.env);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/is not empty \(rows in .*audit_log/);
-    expect(await targetCounts(url, CORE)).toEqual(before);
+    expect(await targetCounts(url, CORE)).toEqual(after);
 
     // gatehouse verify on the new setup agrees, reading the recordings from the bucket.
     const v = await ghAsync(w.data, ['verify', '--config', s3Config], { ...s3.env, GATEHOUSE_STORE: url });

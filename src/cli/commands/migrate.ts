@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { draft } from '../../audit/events.js';
 import { witnessPath } from '../../audit/witness.js';
 import { nodeLockPath } from '../../cluster/lock.js';
 import { nodeName } from '../../cluster/node.js';
@@ -100,6 +101,11 @@ bucket) and the witness are checked as gatehouse verify does, and the row counts
           const countsOk = result.tables.every((t) => t.source === t.target);
           const witnessOk = witness.problems.length === 0 && witness.audit.problems.length === 0;
           const ok = countsOk && sameHead && recs.ok && witnessOk;
+          // The new store's chain says where it came from: its first event of its own, once the copy checked out.
+          const event = ok ? await store.audit.append(draft('admin.migrate', ctx.actor, {
+            from: `sqlite ${dataDir.paths.db}`, to: redactUrl(to), auditRows: audit.rows, head: audit.head,
+            recordingsUploaded: copied ? copied.files : null, recordingsChecked: recs.items.length,
+          })) : null;
           const bad = recs.items.filter((i) => i.verdict !== 'intact' && i.verdict !== 'deleted' && i.verdict !== 'live');
           const lines = [
             `copied into ${redactUrl(to)}:`,
@@ -112,6 +118,7 @@ bucket) and the witness are checked as gatehouse verify does, and the row counts
               : `audit log: BROKEN at event #${audit.badId}: ${audit.problem}`,
             ...witness.problems.map((p) => `witness: ${p}`),
             ...witness.audit.problems.map((p) => `witness: audit head: ${p}`),
+            ...(event ? [`audit log: admin.migrate appended to the new store as event #${event.id}`] : []),
             ok ? 'migrate: OK' : 'migrate: FAILED: the database holds the copy; drop it (dropdb) before trying again',
             ...(ok ? [`next: set store: ${redactUrl(to)} (or GATEHOUSE_STORE) in the nodes' configuration; the SQLite file${copied ? ' and the local recordings' : ''} stay as they were until you remove them`] : []),
           ];
@@ -123,6 +130,7 @@ bucket) and the witness are checked as gatehouse verify does, and the row counts
               recordings: { ok: recs.ok, checked: recs.items.length, chain: recs.chain, problems: bad, uploaded: copied ? { files: copied.files, bytes: copied.bytes, to: copied.storage.location } : null },
               audit: audit.ok ? { ok: sameHead, rows: audit.rows, head: audit.head } : { ok: false, rows: audit.rows, badId: audit.badId, problem: audit.problem },
               witness: { ok: witnessOk, problems: [...witness.problems, ...witness.audit.problems] },
+              event: event ? event.id : null,
             },
           };
         } finally {
