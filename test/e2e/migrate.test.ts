@@ -250,5 +250,10 @@ describe.runIf(haveOpenSsh() && postgresAvailable())('gatehouse migrate: SQLite 
     expect((await targetCounts(url, ['users'])).users).toBe(1);
     expect(ok.stdout).toMatch(/copied into postgres:\/\/gh:\*\*\*@/);
     expect(ok.stdout + ok.stderr).not.toContain('pw-Secret-77q');
+    // The new store's admin.migrate event names the target without its password too.
+    const events = await query<{ data: string }>(url, "SELECT data FROM audit_log WHERE type = 'admin.migrate'");
+    expect(events).toHaveLength(1);
+    expect(JSON.parse(events[0]!.data).to).toMatch(/^postgres:\/\/gh:\*\*\*@/);
+    expect(events[0]!.data).not.toContain('pw-Secret-77q');
   }, 120_000);
 });
