@@ -25,7 +25,6 @@
   'use strict';
   var el = document.getElementById('player');
   if (!el || typeof AsciinemaPlayer === 'undefined') return;
-  try { sessionStorage.removeItem('gatehouse-wait:' + location.pathname + location.search); } catch (e) { /* storage off */ }
   var start = parseFloat(el.getAttribute('data-start') || '');
   var live = el.getAttribute('data-live');
   var opts = { fit: 'width', idleTimeLimit: 2, preload: true, theme: 'asciinema' };
@@ -44,13 +43,15 @@
 })();
 (function () {
   'use strict';
-  // A live session whose channel has not opened yet: reload until it has (then the player above
-  // takes over). Every 2 s for the first minute, then every 10 s; a tab in the background waits.
-  var el = document.getElementById('live-waiting');
-  if (!el) return;
+  // A live session whose first channel has not opened yet: reload until it has (then the player
+  // above takes over). Every 2 s for the first minute, then every 10 s, for 15 minutes in all; a tab
+  // in the background waits. Any other page ends the count.
   var key = 'gatehouse-wait:' + location.pathname + location.search;
+  var el = document.getElementById('live-waiting');
+  if (!el) { try { sessionStorage.removeItem(key); } catch (e) { /* storage off */ } return; }
   var n = 0;
-  try { n = Number(sessionStorage.getItem(key) || 0); } catch (e) { /* storage off: always 2 s */ }
+  try { n = Number(sessionStorage.getItem(key) || 0); } catch (e) { n = 30 + 84; /* storage off: no count, so no loop */ }
+  if (n >= 30 + 84) { el.textContent = 'Live, and still no channel after 15 minutes: reload the page to check again.'; try { sessionStorage.removeItem(key); } catch (e) { /* storage off */ } return; }
   var reload = function () {
     if (document.visibilityState === 'hidden') { document.addEventListener('visibilitychange', reload, { once: true }); return; }
     try { sessionStorage.setItem(key, String(n + 1)); } catch (e) { /* storage off */ }

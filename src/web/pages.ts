@@ -195,23 +195,27 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
     const q = req.query as Q;
     const s = await store.sessions.get(id);
     if (!s) return reply.code(404).type('text/plain').send('not found');
-    const [channels, recordings, report, events] = await Promise.all([
-      store.sessions.channels(s.id), store.recordings.list(s.id), deps.verify(s.id),
-      store.audit.list({ session: s.id, limit: 5000 }),
+    const [channels, recordings, events] = await Promise.all([
+      store.sessions.channels(s.id), store.recordings.list(s.id), store.audit.list({ session: s.id, limit: 5000 }),
     ]);
     const channel = q.channel !== undefined ? Number(q.channel) : recordings[0]?.channel ?? 0;
     const rec = recordings.find((r) => r.channel === channel);
-    const verdict = report.items.find((i) => i.channel === channel)?.verdict ?? 'missing';
     const where = await liveSource.where(s.id, channel);
     const live = where !== null && where.at !== 'node';
     const elsewhere = where?.at === 'node' ? where.node : null;
-    // Live, and no channel open yet (the operator is still logging in, or at the menu): the page
-    // waits for one instead of saying "No recording." (web/app.js reloads it).
-    const waiting = s.endedAt === null && elsewhere === null && !rec && !live;
+    // Live with no channel yet (the operator still logging in, or at the menu): the page waits for
+    // the first one instead of saying "No recording." (web/app.js reloads it, for a while). Not a
+    // channel asked for by number, nor a session that only forwards ports: none may ever come.
+    const waiting = s.endedAt === null && elsewhere === null && !rec && !live && channels.length === 0
+      && q.channel === undefined && !events.some((e) => e.type.startsWith('forward.'));
+    // The check re-reads the session's recordings: not on every reload of a page with none yet.
+    const report = waiting ? null : await deps.verify(s.id);
+    const verdict = report?.items.find((i) => i.channel === channel)?.verdict ?? 'missing';
     // Every view is audited, but the waiting page's reloads (every 2-10 s) are one view: while it
     // waits, a viewer's own view of it in the last minute is not recorded again.
     const viewer = `web:${req.webUser!.name}`;
-    const reload = waiting && events.some((e) => e.type === 'recording.viewed' && e.actor === viewer && clock.now() - e.ts < WAIT_AUDIT_MS);
+    const now = clock.now();
+    const reload = waiting && events.some((e) => e.type === 'recording.viewed' && e.actor === viewer && e.ts <= now && now - e.ts < WAIT_AUDIT_MS);
     if (!reload) await store.audit.append(draft('recording.viewed', viewer, { session: s.id, sessionUser: s.user, how: 'web' }));
     // A session allowed by an approved access request names it (web/requests.ts).
     const viaRequest = s.grantId !== null ? await store.requests.byGrant(s.grantId) : null;
@@ -221,7 +225,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
         <dt>Started</dt><dd>${timeOf(s.startedAt)}</dd><dt>Ended</dt><dd>${s.endedAt ? html`${timeOf(s.endedAt)} (${s.endReason})` : 'live'}</dd>
         <dt>Bytes</dt><dd>${s.bytesUp} up, ${s.bytesDown} down</dd>
         ${viaRequest ? html`<dt>Request</dt><dd id="via-request"><a href="/requests/${viaRequest.id}">#${viaRequest.id}</a>: ${viaRequest.reason} (approved by ${viaRequest.approvals.map((a) => a.by).join(', ')})</dd>` : ''}
-        <dt>Integrity</dt><dd class="integrity-${verdict}" id="integrity">${verdict}${report.chain.ok ? '' : ' (chain broken)'}</dd></dl>
+        <dt>Integrity</dt><dd class="integrity-${verdict}" id="integrity">${verdict}${report === null || report.chain.ok ? '' : ' (chain broken)'}</dd></dl>
       ${s.endedAt === null && req.webUser!.admin ? postButton(`/sessions/${s.id}/kill`, 'End session', req.webUser!.csrf, 'end-session') : ''}
       <h2>Channels</h2><table><thead><tr><th>#</th><th>Kind</th><th>Target</th><th>Command</th><th>Exit</th><th>Recording</th></tr></thead><tbody>
       ${channels.map((c) => html`<tr><td>${c.channel}</td><td>${c.kind}${c.pty ? ' (pty)' : ''}</td><td>${c.login}@${c.host}</td><td><code>${c.command ?? ''}</code></td>
@@ -230,7 +234,7 @@ export async function registerPages(app: FastifyInstance, deps: PageDeps): Promi
       ${await filesSection(store, s.id, deps.recordings)}
       <h2>${live ? 'Live' : 'Replay'}</h2>
       ${elsewhere !== null ? html`<p id="live-elsewhere">Live on node ${elsewhere}: its recording is spooled there (one data directory per node); watch it from that node's web UI, or replay it here once it has closed.</p>` : rec || live ? html`<div id="player" data-cast="${`/sessions/${s.id}/${channel}.cast`}" data-live="${live ? `/live/${s.id}/${channel}` : ''}" data-start="${q.t ?? ''}"></div>`
-        : waiting ? html`<p id="live-waiting">Live, with no channel ${q.channel !== undefined ? html`#${channel} ` : ''}open yet: the operator is still logging in or choosing a target. This page reloads until it opens.</p>` : html`<p>No recording.</p>`}
+        : waiting ? html`<p id="live-waiting">Live, with no channel open yet: the operator is still logging in or choosing a target. This page reloads until one opens (for 15 minutes).</p>` : html`<p>No recording.</p>`}
       <p><a href="/sessions/${s.id}/export.tar">download the export bundle</a> (recordings + manifest with hashes and integrity) · <a href="/sessions/${s.id}/manifest.json">manifest only</a></p>
       <h2>Audit events</h2><ul class="events">${events.map((e) => html`<li>${timeOf(e.ts)} <code>${e.type}</code> ${describe({ type: e.type, actor: e.actor, data: e.data } as AuditDraft)}</li>`)}</ul>`;
     return sendPage(reply, page(`Session ${s.id}`, req.webUser!, body));

@@ -25,7 +25,7 @@ function startBurstTarget(): Promise<{ server: ssh2.Server; port: number; hostKe
           // `exit N` in the command sets the status; anything else (the fleet probe) exits 3.
           const status = /exit (\d+)/.exec(info.command)?.[1] ?? 3;
           ch.write(`ran ${info.command}\n`);
-          ch.exit(Number(status ?? 0));
+          ch.exit(Number(status));
           ch.end();
         });
       });

@@ -144,7 +144,7 @@ describe.runIf(haveOpenSsh() && postgresAvailable())('gatehouse migrate: SQLite 
     const moved = { ...row!, data: JSON.parse(row!.data) as Record<string, unknown> };
     expect(moved.prev_hash).toBe((srcAudit.at(-1) as { hash: string }).hash);
     expect(moved).toMatchObject({ type: 'admin.migrate', actor: expect.stringMatching(/^cli:/) });
-    expect(moved.data).toMatchObject({ auditRows: before.audit_log, head: (srcAudit.at(-1) as { hash: string }).hash, recordingsUploaded: Object.keys(recBefore).length });
+    expect(moved.data).toMatchObject({ to: url, auditRows: before.audit_log, head: (srcAudit.at(-1) as { hash: string }).hash, recordingsUploaded: Object.keys(recBefore).length });
     expect(r.stdout).toMatch(new RegExp(`admin.migrate appended to the new store as event #${moved.id}`));
     const pgTotp = await query<{ s: string; last_step: string }>(url, "SELECT upper(encode(secret, 'hex')) AS s, last_step FROM totp ORDER BY user_id");
     expect(pgTotp.map((x) => ({ s: x.s, last_step: Number(x.last_step) }))).toEqual(srcTotp);

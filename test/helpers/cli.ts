@@ -55,12 +55,18 @@ let cliWorker: Worker | null = null;
  * machine's CPU. The real binary stays under test through gh(), which always spawns it, and
  * test/e2e/cli.test.ts. GATEHOUSE_TEST_CLI=spawn makes ghOk spawn too.
  *
- * As main() does, the call runs under umask 077 (the test's thread is blocked meanwhile, so
- * nothing else of this process creates files under it).
+ * As main() does, the call runs under umask 077 (the test's thread is blocked meanwhile; a file
+ * operation it had already handed to libuv's threads would get the stricter mask, never a looser one).
+ * Not covered here, only by gh(): that the real process exits once the command is done.
  */
 function ghInProcess(dataDir: string, args: string[], input: string): CliResult {
-  cliWorker ??= new Worker(new URL('./cli-worker.mjs', import.meta.url));
-  cliWorker.unref();
+  if (!cliWorker) {
+    const w = new Worker(new URL('./cli-worker.mjs', import.meta.url));
+    // A worker that died between two calls is replaced at the next one instead of waited for.
+    w.on('error', () => undefined).on('exit', () => { if (cliWorker === w) cliWorker = null; });
+    w.unref();
+    cliWorker = w;
+  }
   const flag = new SharedArrayBuffer(4);
   const { port1, port2 } = new MessageChannel();
   const env = { ...process.env, GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' };

@@ -44,13 +44,14 @@ async function csrfFrom(url: string, jar: Jar): Promise<string> {
   return /name="_csrf" value="([^"]+)"/.exec(res.body)![1]!;
 }
 
-async function login(user: string, code?: string): Promise<{ jar: Jar; status: number; location: string }> {
+async function login(user: string, code?: string, from?: string): Promise<{ jar: Jar; status: number; location: string }> {
   const jar: Jar = { cookie: '' };
   const token = await csrfFrom('/login', jar);
   clock.advance(30_000); // a new TOTP step for every login
   const res = await app.inject({
     method: 'POST', url: '/login', headers: { cookie: jar.cookie, 'content-type': 'application/x-www-form-urlencoded' },
     payload: new URLSearchParams({ _csrf: token, username: user, password: PASSWORD, code: code ?? totpAt(SECRET, clock.now() / 1000) }).toString(),
+    ...(from ? { remoteAddress: from } : {}),
   });
   cookieFrom(res, jar);
   return { jar, status: res.statusCode, location: String(res.headers.location) };
@@ -187,11 +188,25 @@ describe('web UI routes', () => {
     clock.advance(60_000);
     await get('/sessions/sess-wait');
     expect(await views()).toBe(2);
+    // Another viewer's first view is theirs: audited.
+    const boss = await login('boss', undefined, '10.3.0.1');
+    await app.inject({ method: 'GET', url: '/sessions/sess-wait', headers: { cookie: boss.jar.cookie } });
+    expect(await views()).toBe(3);
+    // A channel asked for by number never waits (it may never come), and is audited every time.
+    expect((await get('/sessions/sess-wait?channel=3')).body).toContain('No recording.');
+    expect(await views()).toBe(4);
     await store.sessions.close('sess-wait', 'client_closed', 0, 0);
     const ended = (await get('/sessions/sess-wait')).body;
     expect(ended).toContain('No recording.');
     expect(ended).not.toContain('live-waiting');
-    expect(await views()).toBe(3);
+    expect(await views()).toBe(5);
+
+    // A session that only forwards ports has no channel to wait for.
+    await store.sessions.open({ id: 'sess-fwd', user: 'op', keyFingerprint: 'SHA256:x', sourceAddr: '10.9.9.9', mode: 'jump' });
+    await store.audit.append({ type: 'forward.open', actor: 'op', data: { session: 'sess-fwd', user: 'op', host: 'web1', port: 22, login: 'deploy', grant: 1 } });
+    const fwd = (await get('/sessions/sess-fwd')).body;
+    expect(fwd).toContain('No recording.');
+    expect(fwd).not.toContain('live-waiting');
   });
 
   it('an auditor cannot change anything; an admin can, through the same audited path', async () => {
