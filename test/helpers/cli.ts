@@ -57,7 +57,8 @@ let cliWorker: Worker | null = null;
  *
  * As main() does, the call runs under umask 077 (the test's thread is blocked meanwhile; a file
  * operation it had already handed to libuv's threads would get the stricter mask, never a looser one).
- * Not covered here, only by gh(): that the real process exits once the command is done.
+ * The real binary exits only when nothing keeps its event loop alive (main() sets exitCode): a
+ * command that leaves a ref'd handle (a pool, a socket, a timer) fails here as it would hang there.
  */
 function ghInProcess(dataDir: string, args: string[], input: string): CliResult {
   if (!cliWorker) {
