@@ -225,6 +225,28 @@ describe.runIf(haveOpenSsh() && postgresAvailable())('gatehouse migrate: SQLite 
     expect(users).toHaveLength(1);
   }, 120_000);
 
+  it('a copy whose check fails gets no admin.migrate event: a forged witness line', async () => {
+    const dir = tempDir('gatehouse-migrate-');
+    const data = path.join(dir, 'data');
+    await ghOkAsync(data, ['user', 'add', 'erin']);
+    await ghOkAsync(data, ['user', 'add', 'finn']);
+    const file = path.join(data, 'witness.log');
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    const n = lines.length - 2; // the newest line (the file ends with a newline)
+    // Its time moved back a millennium: no longer what the host key signed.
+    lines[n] = lines[n]!.replace(/"at":"2/, '"at":"1');
+    fs.writeFileSync(file, lines.join('\n'));
+    const rows = sqliteCounts(path.join(data, 'gatehouse.db'), ['audit_log']).audit_log!;
+    const url = await createDb('forged_witness');
+    const r = await ghAsync(data, ['migrate', '--to', url, '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const out = JSON.parse(r.stdout) as { ok: boolean; witness: { ok: boolean }; event: number | null };
+    expect(out).toMatchObject({ ok: false, witness: { ok: false }, event: null });
+    // The copy is there (the README says to drop it), and nothing was added to its chain.
+    expect((await targetCounts(url, ['audit_log'])).audit_log).toBe(rows);
+    expect(await query(url, "SELECT id FROM audit_log WHERE type = 'admin.migrate'")).toEqual([]);
+  }, 120_000);
+
   it('an upload that cannot finish keeps nothing in PostgreSQL (and a run again starts clean)', async () => {
     const dir = tempDir('gatehouse-migrate-');
     const data = path.join(dir, 'data');
