@@ -161,12 +161,13 @@ function writeFile(dir: string, name: string, text: string): string {
 }
 
 /** Run the stock ssh client with no terminal (setsid), bounded in time. */
-export function runSsh(args: string[], env: NodeJS.ProcessEnv, input: string | undefined, timeoutMs: number, cmd = 'ssh'): Promise<SshResult> {
+/** `onStdout` sees the output so far at each read: to act once the operator has seen a line. */
+export function runSsh(args: string[], env: NodeJS.ProcessEnv, input: string | undefined, timeoutMs: number, cmd = 'ssh', onStdout?: (soFar: string) => void): Promise<SshResult> {
   return new Promise((resolve) => {
     const child = spawn('setsid', ['-w', cmd, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stdout.on('data', (d: Buffer) => { out.push(d); onStdout?.(Buffer.concat(out).toString('utf8')); });
     child.stderr.on('data', (d: Buffer) => err.push(d));
     const timer = setTimeout(() => { if (child.pid) process.kill(child.pid, 'SIGKILL'); }, timeoutMs);
     child.on('close', (code) => {
