@@ -107,7 +107,9 @@ describe.runIf(haveOpenSsh())('serve --workers 2', () => {
       const t0 = Date.now();
       ghOk(w.data, ['grant', 'remove', String(grant.id)]);
       expect(await h.done).not.toBe(0);
-      expect(Date.now() - t0).toBeLessThan(10_000); // "within a few seconds", generous for a loaded machine
+      // The figure is printed, not bounded (no timing thresholds): the session (whose command never
+      // ends by itself) ended, told why.
+      console.log(`grant remove ended the session on ${node} ${Date.now() - t0} ms after the CLI started`);
       expect(h.err()).toMatch(/access revoked by an administrator/);
     }
   });
