@@ -46,16 +46,17 @@
   // A live session whose first channel has not opened yet: reload until it has (then the player
   // above takes over). Every 2 s for the first minute, then every 10 s, for 15 minutes in all; a tab
   // in the background waits. Any other page ends the count.
+  var FAST = 30, SLOW = 84; // reloads: 30 x 2 s, then 84 x 10 s = 15 minutes
   var key = 'gatehouse-wait:' + location.pathname + location.search;
   var el = document.getElementById('live-waiting');
   if (!el) { try { sessionStorage.removeItem(key); } catch (e) { /* storage off */ } return; }
   var n = 0;
-  try { n = Number(sessionStorage.getItem(key) || 0); } catch (e) { n = 30 + 84; /* storage off: no count, so no loop */ }
-  if (n >= 30 + 84) { el.textContent = 'Live, and still no channel after 15 minutes: reload the page to check again.'; try { sessionStorage.removeItem(key); } catch (e) { /* storage off */ } return; }
+  try { n = Number(sessionStorage.getItem(key) || 0); } catch (e) { n = FAST + SLOW; /* storage off: no count, so no loop */ }
+  if (n >= FAST + SLOW) { el.textContent = 'Live, and still no channel after 15 minutes: reload the page to check again.'; try { sessionStorage.removeItem(key); } catch (e) { /* storage off */ } return; }
   var reload = function () {
     if (document.visibilityState === 'hidden') { document.addEventListener('visibilitychange', reload, { once: true }); return; }
     try { sessionStorage.setItem(key, String(n + 1)); } catch (e) { /* storage off */ }
     location.reload();
   };
-  setTimeout(reload, n < 30 ? 2000 : 10000);
+  setTimeout(reload, n < FAST ? 2000 : 10000);
 })();

@@ -10,7 +10,7 @@ import { haveOpenSsh } from '../helpers/sshd.js';
 import { ssh2Login } from '../helpers/ssh2login.js';
 import ssh2 from 'ssh2';
 import { Tmux, shellQuote } from '../helpers/tmux.js';
-import { runSsh, startWorld, type Operator, type SshResult, type World } from '../helpers/world.js';
+import { runSsh, runSshUntil, startWorld, type Operator, type SshResult, type World } from '../helpers/world.js';
 
 type AuditRow = { type: string; data: Record<string, unknown> };
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
@@ -217,12 +217,8 @@ describe.runIf(haveOpenSsh())('ssh -J (ProxyJump) through gatehouse', () => {
     const carol = w.operator('carol');
     ghOk(w.data, ['grant', 'add', '--user', 'carol', '--host', 'target1', '--login', w.login]);
     const carolCfg = w.jumpConfig(carol, ['target1', 'target2', 'nowhere']);
-    // Disabled once carol has SEEN the command's first line: before it, the revocation would race the
-    // command's own output (its channel is audited before the command has printed anything).
-    let seen = (): void => undefined;
-    const started = new Promise<void>((resolve) => { seen = resolve; });
-    const running = runSsh(['-F', carolCfg, 'target1', 'echo started; sleep 25'], w.sshCommand(carol, []).env, undefined, 40_000, 'ssh', (s) => { if (/^started$/m.test(s)) seen(); });
-    await Promise.race([started, running]);
+    const { seen, done: running } = runSshUntil(['-F', carolCfg, 'target1', 'echo started; sleep 25'], w.sshCommand(carol, []).env, /^started$/m, 40_000);
+    expect(await seen).toBe(true);
     expect(ghJson<AuditRow[]>(w.data, ['audit', '--type', 'session.channel', '--user', 'carol'])).toHaveLength(1);
     ghOk(w.data, ['user', 'disable', 'carol']);
     const r = await running;

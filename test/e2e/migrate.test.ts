@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import { ListObjectsV2Command, GetObjectCommand } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ROOT, tempDir, type CliResult } from '../helpers/cli.js';
+import { ghAsync as ghAsyncBounded, tempDir } from '../helpers/cli.js';
 import { postgresAvailable, startPostgres, type Postgres } from '../helpers/postgres.js';
 import { startS3, type S3Server } from '../helpers/s3.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
@@ -20,13 +19,8 @@ import { startWorld, type Operator, type World } from '../helpers/world.js';
 const PREFIX = 'moved/';
 
 /** The binary, asynchronously (two migrations racing). */
-function ghAsync(data: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args, '--data', data], {
-      cwd: ROOT, encoding: 'utf8', timeout: 240_000, env: { ...process.env, GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '', ...env },
-    }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }));
-  });
-}
+/** The spawned CLI with a generous timeout: on a loaded machine a migration took longer than 30 s. */
+const ghAsync = (data: string, args: string[], env: NodeJS.ProcessEnv = {}) => ghAsyncBounded(data, args, { env, timeoutMs: 240_000 });
 
 /** ghOk with the generous timeout above: on a loaded machine a CLI command can take longer than gh's 30 s. */
 async function ghOkAsync(data: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {

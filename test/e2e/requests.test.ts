@@ -6,10 +6,9 @@ import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haveChromium, launchChromium } from '../helpers/browser.js';
 import { gh, ghJson, ghOk } from '../helpers/cli.js';
-import { startProc } from '../helpers/proc.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
 import { codeAfter } from '../helpers/totp.js';
-import { startWorld, type Operator, type SshResult, type World } from '../helpers/world.js';
+import { runSshUntil, startWorld, type Operator, type SshResult, type World } from '../helpers/world.js';
 
 /**
  * Issue 18 end to end: bob has no grant; he asks for root-equivalent access for 20 s; the webhook
@@ -160,16 +159,9 @@ describe.runIf(haveOpenSsh() && haveChromium())('just-in-time access requests', 
     const made = await request([target(), '--for', '1h', '--reason', 'deploy']);
     const id = idOf(made);
     ghOk(w.data, ['request', 'approve', String(id)]);
-    // Revoked once bob has SEEN the command's first line: a revocation before it would race the
-    // command's own output (the channel's audit row comes before the command has printed anything).
     const c = w.sshCommand(bob, [target(), 'echo started; sleep 60; echo finished']);
-    const p = startProc('setsid', ['-w', 'ssh', ...c.args], { env: c.env });
-    const timer = setTimeout(() => { if (p.child.pid) process.kill(p.child.pid, 'SIGKILL'); }, 90_000);
-    const live = new Promise<{ stdout: string; stderr: string }>((resolve) => p.child.on('close', () => {
-      clearTimeout(timer);
-      resolve({ stdout: p.stdout(), stderr: p.stderr() });
-    }));
-    await p.waitFor(/^started$/m, 60_000);
+    const { seen, done: live } = runSshUntil(c.args, c.env, /^started$/m, 90_000);
+    expect(await seen).toBe(true);
     ghOk(w.data, ['request', 'revoke', String(id), '--reason', 'done']);
     const r = await live;
     expect(r.stdout).toBe('started\n');

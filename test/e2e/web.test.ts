@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haveChromium, launchChromium } from '../helpers/browser.js';
 import { ROOT, ghJson, ghOk, tempDir } from '../helpers/cli.js';
 import { haveOpenSsh } from '../helpers/sshd.js';
+import { shellQuote, Tmux } from '../helpers/tmux.js';
 import { startWorld, type Operator, type World } from '../helpers/world.js';
 
 const ARTIFACTS = path.join(ROOT, 'test', 'artifacts');
 const PASSWORD = 'auditors-passphrase-1';
-type AuditRow = { type: string; data: Record<string, unknown> };
+type AuditRow = { type: string; actor: string; data: Record<string, unknown> };
 
 describe.runIf(haveOpenSsh() && haveChromium())('web UI in a real browser', () => {
   let w: World;
@@ -121,6 +122,32 @@ describe.runIf(haveOpenSsh() && haveChromium())('web UI in a real browser', () =
     // At close the exact text replaces the steps: still one hit, the session now ended, its first line first.
     await expect.poll(() => ghJson<Found>(w.data, ['sessions', 'search', 'live-line-', '--json']).sessions.filter((x) => x.id === sid).map((x) => x.status), { timeout: 10_000 }).toEqual(['terminated']);
     expect(ghJson<Found>(w.data, ['sessions', 'search', 'live-line-', '--json']).sessions.find((x) => x.id === sid)!.hit!.line).toBe('live-line-1');
+  });
+
+  it('a session page opened at the menu waits, and shows the player once a target is chosen; its reloads are one view', async () => {
+    // alice logged in within auth.mfaGrace: the menu comes without a TOTP prompt.
+    const t = new Tmux(80, 24);
+    const args = ['-F', '/dev/null', '-p', String(w.port), '-i', alice.key, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${w.knownHosts}`, '-t', 'alice@127.0.0.1'];
+    try {
+      t.start(`ssh ${args.map(shellQuote).join(' ')}`, { SSH_ASKPASS: '/bin/false', SSH_ASKPASS_REQUIRE: 'never' });
+      await t.waitFor(/choose a target/);
+      const sid = ghJson<{ id: string }[]>(w.data, ['sessions', 'list', '--live', '--user', 'alice'])[0]!.id;
+      await page.goto(`${w.web}/sessions/${sid}`);
+      expect(await page.locator('#live-waiting').innerText()).toMatch(/no channel open yet/);
+      // Two reloads while it waits (app.js counts them in sessionStorage), then the target.
+      const reloads = () => page.evaluate('Number(sessionStorage.getItem("gatehouse-wait:" + location.pathname + location.search) || 0)').then(Number).catch(() => 0);
+      await expect.poll(reloads, { timeout: 15_000 }).toBeGreaterThanOrEqual(2);
+      t.keys('Enter');
+      await t.waitFor(/[#$]\s*$/m);
+      // web/app.js reloads the page; once the channel is open it is the live player.
+      await page.waitForSelector('#player', { timeout: 20_000 });
+      const views = ghJson<AuditRow[]>(w.data, ['audit', '--type', 'recording.viewed']).filter((e) => e.data.session === sid && e.actor === 'web:ada');
+      expect(views).toHaveLength(2); // the waiting page once, however often it reloaded, then the player
+      t.type('exit\n');
+      await t.waitFor(/EXIT=0/);
+    } finally {
+      t.kill();
+    }
   });
 
   it('a WebSocket upgrade from another origin is refused; Log out ends the web session and the old cookie opens nothing', async () => {

@@ -15,13 +15,18 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The environment of every CLI call: the test's own, without a data dir or config taken from it. */
+function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '', ...extra };
+}
+
 /** Run the real gatehouse binary (the built dist) as a separate process. */
 export function gh(dataDir: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args, '--data', dataDir], {
     input: opts.input ?? '',
     encoding: 'utf8',
     cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '', ...opts.env },
+    env: cliEnv(opts.env),
     timeout: 30_000,
   });
   if (r.error) throw r.error;
@@ -36,7 +41,7 @@ export function ghAsync(dataDir: string, args: string[], opts: { env?: NodeJS.Pr
   return new Promise((resolve, reject) => {
     const child = execFile(process.execPath, [BIN, ...args, '--data', dataDir], {
       encoding: 'utf8', cwd: ROOT, timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '', ...opts.env },
+      env: cliEnv(opts.env),
     }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') reject(err);
       else resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
@@ -70,7 +75,7 @@ function ghInProcess(dataDir: string, args: string[], input: string): CliResult 
   }
   const flag = new SharedArrayBuffer(4);
   const { port1, port2 } = new MessageChannel();
-  const env = { ...process.env, GATEHOUSE_DATA: '', GATEHOUSE_CONFIG: '' };
+  const env = cliEnv();
   const umask = process.umask(0o077);
   let waited: string;
   try {

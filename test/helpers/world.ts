@@ -160,8 +160,20 @@ function writeFile(dir: string, name: string, text: string): string {
   return f;
 }
 
-/** Run the stock ssh client with no terminal (setsid), bounded in time. */
-/** `onStdout` sees the output so far at each read: to act once the operator has seen a line. */
+/**
+ * runSsh, and `seen`: true once the client's output has a line matching `line`, false if it ended
+ * first. To act (revoke, kill) only once the operator has SEEN the command's first line: the channel's
+ * audit row comes before the command has printed anything, so acting on it races the output.
+ */
+export function runSshUntil(args: string[], env: NodeJS.ProcessEnv, line: RegExp, timeoutMs: number, cmd = 'ssh'): { seen: Promise<boolean>; done: Promise<SshResult> } {
+  let settle = (_hit: boolean): void => undefined;
+  const seen = new Promise<boolean>((resolve) => { settle = resolve; });
+  const done = runSsh(args, env, undefined, timeoutMs, cmd, (soFar) => { if (line.test(soFar)) settle(true); });
+  void done.then(() => settle(false));
+  return { seen, done };
+}
+
+/** Run the stock ssh client with no terminal (setsid), bounded in time; `onStdout` sees the output so far at each read. */
 export function runSsh(args: string[], env: NodeJS.ProcessEnv, input: string | undefined, timeoutMs: number, cmd = 'ssh', onStdout?: (soFar: string) => void): Promise<SshResult> {
   return new Promise((resolve) => {
     const child = spawn('setsid', ['-w', cmd, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
